@@ -1,0 +1,25 @@
+"""infercast: a high-performance modelling engine for the economics of AI inference.
+
+Public API
+----------
+estimate, sweep, latency_profile
+    Roofline latency, throughput, memory fit and cost per scenario point.
+Chip, Model
+    Validated definitions; ``get_chip``/``get_model`` look up the catalog.
+show_config
+    Backends, OpenMP and thread counts.
+"""
+from __future__ import annotations
+
+from .api import estimate, latency_profile, sweep
+from .catalog import chips, get_chip, get_model, load_catalog, models
+from .chip import Chip
+from .config import show_config
+from .model import Model
+from .results import Estimate, SweepResult
+
+__version__ = "0.1.0"
+
+__all__ = ["estimate", "sweep", "latency_profile", "Chip", "Model", "get_chip", "get_model",
+           "chips", "models", "load_catalog", "show_config", "Estimate", "SweepResult",
+           "__version__"]

@@ -1,0 +1,1 @@
+"""Compiled extensions built from ``ext/*.pyx`` by ``setup.py``."""
