@@ -169,9 +169,8 @@ def sweep(models, chips, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tokens=
     for start in range(0, grid.size, chunk):
         stop = min(start + chunk, grid.size)
         inputs = grid.kernel_inputs(start, stop)
-        dispatch.roofline(mt, ct, db, **inputs, backend=name, n_threads=threads,
-                          out=out.slice(start, stop) if (start, stop) != (0, grid.size) else out,
-                          loop_decode=loop_decode, check_ranges=False)
+        dispatch.roofline(mt, ct, db, **inputs, backend=name, n_threads=threads, out=out,
+                          out_offset=start, loop_decode=loop_decode, check_ranges=False)
     return SweepResult(grid, out, name, threads)
 
 

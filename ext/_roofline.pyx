@@ -151,7 +151,7 @@ cdef inline void _point(Py_ssize_t i, const double[:, ::1] mt, const double[:, :
                         const int[::1] prompt, const int[::1] output, const i8[::1] w_dt,
                         const i8[::1] kv_dt, const i8[::1] act_dt, bint loop_decode,
                         double[:, ::1] out_f, i8[:, ::1] out_bound, unsigned char[::1] out_fits,
-                        long long[::1] out_maxb) noexcept nogil:
+                        long long[::1] out_maxb, Py_ssize_t o) noexcept nogil:
     cdef int mi = model_idx[i]
     cdef int ci = chip_idx[i]
     cdef double tp = tp_a[i]
@@ -184,7 +184,7 @@ cdef inline void _point(Py_ssize_t i, const double[:, ::1] mt, const double[:, :
 
     kv_frac = 1.0 / fmin(tp, mt[mi, M_KV_SPLIT])
     inv_chips = 1.0 / (tp * pp)
-    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb * inv_chips
+    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb / (tp * pp)
     ctx_max = P + N
     kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * fmin(ctx_max, w)) / pp
     room = ct[ci, C_USABLE_BYTES] - weight_bytes
@@ -192,21 +192,21 @@ cdef inline void _point(Py_ssize_t i, const double[:, ::1] mt, const double[:, :
     if room >= 0.0:
         mb = fmin(floor(room / kv_seq), 4611686018427387904.0)
     max_b = <long long>mb
-    out_maxb[i] = max_b
-    out_f[5, i] = weight_bytes
-    out_f[6, i] = B * kv_seq
+    out_maxb[o] = max_b
+    out_f[5, o] = weight_bytes
+    out_f[6, o] = B * kv_seq
     fits = batch[i] <= max_b
-    out_fits[i] = fits
+    out_fits[o] = fits
     if not fits:
-        out_f[0, i] = NAN
-        out_f[1, i] = NAN
-        out_f[2, i] = NAN
-        out_f[3, i] = NAN
-        out_f[4, i] = NAN
-        out_f[7, i] = NAN
-        out_f[8, i] = NAN
-        out_bound[0, i] = BOUND_NONE
-        out_bound[1, i] = BOUND_NONE
+        out_f[0, o] = NAN
+        out_f[1, o] = NAN
+        out_f[2, o] = NAN
+        out_f[3, o] = NAN
+        out_f[4, o] = NAN
+        out_f[7, o] = NAN
+        out_f[8, o] = NAN
+        out_bound[0, o] = BOUND_NONE
+        out_bound[1, o] = BOUND_NONE
         return
 
     inv_tp = 1.0 / tp
@@ -228,7 +228,7 @@ cdef inline void _point(Py_ssize_t i, const double[:, ::1] mt, const double[:, :
     t_mem = (w_read + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
     t_net = _network(n_pre, layers, hidden, ab, tp, pp, inv_link, lat)
     ttft = fmax(t_comp, t_mem) + t_net + ovh
-    out_bound[0, i] = _bound(t_comp, t_mem, t_net)
+    out_bound[0, o] = _bound(t_comp, t_mem, t_net)
 
     # decode: contexts P+1 .. P+N-1
     cf = B * inv_tp * inv_f
@@ -270,17 +270,17 @@ cdef inline void _point(Py_ssize_t i, const double[:, ::1] mt, const double[:, :
     tokens = B * N
     tok_s = tokens / e2e
     n_chips = tp * pp
-    out_f[0, i] = ttft
-    out_f[1, i] = decode_total / n_steps if n_steps > 0.0 else NAN
-    out_f[2, i] = e2e
-    out_f[3, i] = tok_s
-    out_f[4, i] = tok_s * inv_chips
-    out_f[7, i] = ct[ci, C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
-    out_f[8, i] = ct[ci, C_TDP_W] * n_chips * e2e / tokens
+    out_f[0, o] = ttft
+    out_f[1, o] = decode_total / n_steps if n_steps > 0.0 else NAN
+    out_f[2, o] = e2e
+    out_f[3, o] = tok_s
+    out_f[4, o] = tok_s * inv_chips
+    out_f[7, o] = ct[ci, C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
+    out_f[8, o] = ct[ci, C_TDP_W] * n_chips * e2e / tokens
     if n_steps > 0.0:
-        out_bound[1, i] = _bound(s_comp, s_mem, n_steps * t_net_d)
+        out_bound[1, o] = _bound(s_comp, s_mem, n_steps * t_net_d)
     else:
-        out_bound[1, i] = BOUND_NONE
+        out_bound[1, o] = BOUND_NONE
 
 
 def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1] db,
@@ -289,27 +289,33 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
              const int[::1] output, const i8[::1] w_dt, const i8[::1] kv_dt,
              const i8[::1] act_dt, double[:, ::1] out_f, i8[:, ::1] out_bound,
              unsigned char[::1] out_fits, long long[::1] out_maxb, int n_threads=1,
-             bint loop_decode=False):
+             bint loop_decode=False, Py_ssize_t out_offset=0):
     """Per-point roofline outputs into the ``out_*`` buffers (see engine.core.reference).
 
-    Index ranges must already be checked (``engine.core.dispatch`` does); the
-    lengths are checked here.
+    Point ``i`` is written to column ``out_offset + i`` of the outputs, so a
+    large grid can be evaluated chunk by chunk into one set of buffers. Index
+    ranges must already be checked (``engine.core.dispatch`` does); lengths
+    are checked here.
     """
     cdef Py_ssize_t n = model_idx.shape[0]
     cdef Py_ssize_t i
     lengths = {"chip_idx": chip_idx.shape[0], "tp": tp.shape[0], "pp": pp.shape[0],
                "batch": batch.shape[0], "prompt": prompt.shape[0], "output": output.shape[0],
-               "w_dt": w_dt.shape[0], "kv_dt": kv_dt.shape[0], "act_dt": act_dt.shape[0],
-               "out_fits": out_fits.shape[0], "out_maxb": out_maxb.shape[0]}
+               "w_dt": w_dt.shape[0], "kv_dt": kv_dt.shape[0], "act_dt": act_dt.shape[0]}
     for name, length in lengths.items():
         if length != n:
             raise ValueError(f"{name} must have length {n}, got {length}")
-    if out_f.shape[0] != N_FLOAT_OUT or out_f.shape[1] != n:
-        raise ValueError(f"out_f must have shape ({N_FLOAT_OUT}, {n}), got "
+    if out_offset < 0:
+        raise ValueError(f"out_offset must be >= 0, got {out_offset}")
+    cdef Py_ssize_t need = out_offset + n
+    if out_f.shape[0] != N_FLOAT_OUT or out_f.shape[1] < need:
+        raise ValueError(f"out_f must have shape ({N_FLOAT_OUT}, >= {need}), got "
                          f"({out_f.shape[0]}, {out_f.shape[1]})")
-    if out_bound.shape[0] != 2 or out_bound.shape[1] != n:
-        raise ValueError(f"out_bound must have shape (2, {n}), got "
+    if out_bound.shape[0] != 2 or out_bound.shape[1] < need:
+        raise ValueError(f"out_bound must have shape (2, >= {need}), got "
                          f"({out_bound.shape[0]}, {out_bound.shape[1]})")
+    if out_fits.shape[0] < need or out_maxb.shape[0] < need:
+        raise ValueError(f"out_fits and out_maxb must have length >= {need}")
     if mt.shape[1] != N_MODEL_COLS or ct.shape[1] != N_CHIP_COLS or db.shape[0] != N_DTYPE_CODES:
         raise ValueError("model/chip/dtype tables do not match the kernel layout")
     if n_threads < 1:
@@ -317,7 +323,8 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="static"):
             _point(i, mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb)
+                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb,
+                   i + out_offset)
 
 
 def stream_pass(const int[::1] model_idx, const int[::1] chip_idx, const int[::1] tp,

@@ -91,9 +91,8 @@ class KernelOutput:
         return cls(np.empty((L.N_FLOAT_OUT, n)), np.empty((2, n), dtype=np.int8),
                    np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.int64))
 
-    def slice(self, start: int, stop: int) -> "KernelOutput":
-        return KernelOutput(self.out_f[:, start:stop], self.out_bound[:, start:stop],
-                            self.fits[start:stop], self.max_batch[start:stop])
+    def __len__(self) -> int:
+        return self.fits.shape[0]
 
 
 def _check_array(name, a, dtype, ndim=1):
@@ -145,19 +144,23 @@ def validate_kernel_inputs(model_table, chip_table, dtype_bytes, arrays: dict,
     return n or 0
 
 
-def _check_out(out: KernelOutput, n: int):
+def _check_out(out: KernelOutput, n: int, offset: int):
     _check_array("out.out_f", out.out_f, np.float64, 2)
     _check_array("out.out_bound", out.out_bound, np.int8, 2)
     _check_array("out.fits", out.fits, np.bool_, 1)
     _check_array("out.max_batch", out.max_batch, np.int64, 1)
-    if out.out_f.shape != (L.N_FLOAT_OUT, n) or out.out_bound.shape != (2, n) \
-            or out.fits.shape != (n,) or out.max_batch.shape != (n,):
-        raise ValueError(f"out buffers must be sized for {n} points")
+    m = out.fits.shape[0]
+    if out.out_f.shape != (L.N_FLOAT_OUT, m) or out.out_bound.shape != (2, m) \
+            or out.max_batch.shape != (m,):
+        raise ValueError("out buffers must all be sized for the same number of points")
+    if offset < 0 or offset + n > m:
+        raise ValueError(f"out buffers must be sized for {n} points from out_offset={offset}, "
+                         f"got {m}")
 
 
 def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, pp, batch,
              prompt, output, w_dt, kv_dt, act_dt, backend=None, n_threads=None, out=None,
-             loop_decode=False, check_ranges=True) -> KernelOutput:
+             loop_decode=False, check_ranges=True, out_offset=0) -> KernelOutput:
     """Evaluate every point with the chosen backend.
 
     Parameters
@@ -172,6 +175,9 @@ def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, p
         Threads for the compiled backends (default :func:`default_threads`).
     out : KernelOutput or None
         Preallocated output buffers.
+    out_offset : int
+        Point ``i`` is written to position ``out_offset + i`` of ``out`` (a
+        sweep evaluates a large grid chunk by chunk into one set of buffers).
     loop_decode : bool
         Sum decode steps one token at a time instead of the closed form.
     check_ranges : bool
@@ -185,31 +191,36 @@ def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, p
     threads = default_threads() if n_threads is None else int(n_threads)
     if threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    out_offset = int(out_offset)
     if out is None:
+        if out_offset:
+            raise ValueError("out_offset needs out= buffers")
         out = KernelOutput.empty(n)
     else:
-        _check_out(out, n)
+        _check_out(out, n, out_offset)
     if n == 0:
         return out
     if name == "cython":
         _cython_module().roofline(model_table, chip_table, dtype_bytes, model_idx, chip_idx, tp, pp,
                                   batch, prompt, output, w_dt, kv_dt, act_dt, out.out_f,
                                   out.out_bound, out.fits.view(np.uint8), out.max_batch,
-                                  n_threads=threads, loop_decode=bool(loop_decode))
+                                  n_threads=threads, loop_decode=bool(loop_decode),
+                                  out_offset=out_offset)
     elif name == "numba":
         _numba_module().roofline(model_table, chip_table, dtype_bytes, model_idx, chip_idx, tp, pp,
                                  batch, prompt, output, w_dt, kv_dt, act_dt, out.out_f,
                                  out.out_bound, out.fits, out.max_batch, n_threads=threads,
-                                 loop_decode=bool(loop_decode))
+                                 loop_decode=bool(loop_decode), out_offset=out_offset)
     else:
         from .reference import roofline_reference
         f, b, fits, mb = roofline_reference(model_table, chip_table, dtype_bytes, model_idx,
                                             chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
                                             act_dt)
-        out.out_f[...] = f
-        out.out_bound[...] = b
-        out.fits[...] = fits
-        out.max_batch[...] = mb
+        sl = slice(out_offset, out_offset + n)
+        out.out_f[:, sl] = f
+        out.out_bound[:, sl] = b
+        out.fits[sl] = fits
+        out.max_batch[sl] = mb
     return out
 
 

@@ -84,7 +84,7 @@ def _bound(t_comp, t_mem, t_net):
 
 @njit(**_OPTS)
 def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output,
-           w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb):
+           w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
     mi = model_idx[i]
     ci = chip_idx[i]
     tp = float(tp_a[i])
@@ -111,7 +111,7 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
     # memory per chip
     kv_frac = 1.0 / min(tp, mt[mi, M_KV_SPLIT])
     inv_chips = 1.0 / (tp * pp)
-    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb * inv_chips
+    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb / (tp * pp)
     ctx_max = P + N
     kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * min(ctx_max, w)) / pp
     room = ct[ci, C_USABLE_BYTES] - weight_bytes
@@ -119,21 +119,21 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
     if room >= 0.0:
         mb = min(math.floor(room / kv_seq), 4611686018427387904.0)
     max_b = np.int64(mb)
-    out_maxb[i] = max_b
-    out_f[5, i] = weight_bytes
-    out_f[6, i] = B * kv_seq
+    out_maxb[o] = max_b
+    out_f[5, o] = weight_bytes
+    out_f[6, o] = B * kv_seq
     fits = batch[i] <= max_b
-    out_fits[i] = fits
+    out_fits[o] = fits
     if not fits:
-        out_f[0, i] = NAN
-        out_f[1, i] = NAN
-        out_f[2, i] = NAN
-        out_f[3, i] = NAN
-        out_f[4, i] = NAN
-        out_f[7, i] = NAN
-        out_f[8, i] = NAN
-        out_bound[0, i] = BOUND_NONE
-        out_bound[1, i] = BOUND_NONE
+        out_f[0, o] = NAN
+        out_f[1, o] = NAN
+        out_f[2, o] = NAN
+        out_f[3, o] = NAN
+        out_f[4, o] = NAN
+        out_f[7, o] = NAN
+        out_f[8, o] = NAN
+        out_bound[0, o] = BOUND_NONE
+        out_bound[1, o] = BOUND_NONE
         return
 
     inv_tp = 1.0 / tp
@@ -155,7 +155,7 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
     t_mem = (w_read + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
     t_net = _network(n_pre, layers, hidden, ab, tp, pp, inv_link, lat)
     ttft = max(t_comp, t_mem) + t_net + ovh
-    out_bound[0, i] = _bound(t_comp, t_mem, t_net)
+    out_bound[0, o] = _bound(t_comp, t_mem, t_net)
 
     # decode: contexts P+1 .. P+N-1
     cf = B * inv_tp * inv_f
@@ -197,37 +197,41 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
     tokens = B * N
     tok_s = tokens / e2e
     n_chips = tp * pp
-    out_f[0, i] = ttft
-    out_f[1, i] = decode_total / n_steps if n_steps > 0.0 else NAN
-    out_f[2, i] = e2e
-    out_f[3, i] = tok_s
-    out_f[4, i] = tok_s * inv_chips
-    out_f[7, i] = ct[ci, C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
-    out_f[8, i] = ct[ci, C_TDP_W] * n_chips * e2e / tokens
+    out_f[0, o] = ttft
+    out_f[1, o] = decode_total / n_steps if n_steps > 0.0 else NAN
+    out_f[2, o] = e2e
+    out_f[3, o] = tok_s
+    out_f[4, o] = tok_s * inv_chips
+    out_f[7, o] = ct[ci, C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
+    out_f[8, o] = ct[ci, C_TDP_W] * n_chips * e2e / tokens
     if n_steps > 0.0:
-        out_bound[1, i] = _bound(s_comp, s_mem, n_steps * t_net_d)
+        out_bound[1, o] = _bound(s_comp, s_mem, n_steps * t_net_d)
     else:
-        out_bound[1, i] = BOUND_NONE
+        out_bound[1, o] = BOUND_NONE
 
 
 @njit(parallel=True, **_OPTS)
 def _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb):
+                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, offset):
     for i in prange(model_idx.shape[0]):
         _point(i, mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-               w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb)
+               w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, i + offset)
 
 
 def roofline(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
-             act_dt, out_f, out_bound, out_fits, out_maxb, n_threads=1, loop_decode=False):
-    """Run the kernel with ``n_threads`` numba threads (arguments already validated)."""
+             act_dt, out_f, out_bound, out_fits, out_maxb, n_threads=1, loop_decode=False,
+             out_offset=0):
+    """Run the kernel with ``n_threads`` numba threads (arguments already validated).
+
+    Point ``i`` of the inputs is written to column ``out_offset + i`` of the outputs.
+    """
     n_threads = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
     prev = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
         _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
                        w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound, out_fits,
-                       out_maxb)
+                       out_maxb, np.int64(out_offset))
     finally:
         numba.set_num_threads(prev)
 

@@ -60,7 +60,8 @@ def experts_touched(n_tokens, n_experts, k):
     n_tokens = np.asarray(n_tokens, dtype=np.float64)
     n_experts = np.asarray(n_experts, dtype=np.float64)
     safe_e = np.where(n_experts > 0, n_experts, 1.0)
-    frac = -np.expm1(n_tokens * np.log1p(-np.asarray(k, dtype=np.float64) / safe_e))
+    with np.errstate(divide="ignore"):  # k = E gives log1p(-1) = -inf: every expert touched
+        frac = -np.expm1(n_tokens * np.log1p(-np.asarray(k, dtype=np.float64) / safe_e))
     return np.where(n_experts > 0, n_experts * frac, 0.0)
 
 

@@ -1,0 +1,172 @@
+"""Every compiled backend equals the NumPy reference; the closed form equals the per-token loop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from engine.core import dispatch
+from engine.core import layout as L
+from engine.core.reference import decode_profile_reference, roofline_reference
+from engine.dtypes import bytes_table
+from engine.tables import build_tables
+
+from .strategies import scenario_set
+
+COMPILED = [b for b in ("cython", "numba") if b in dispatch.available_backends()]
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def test_both_compiled_backends_are_built():
+    # CI builds the extension and installs numba: a missing backend is a build failure
+    assert COMPILED == ["cython", "numba"]
+
+
+def test_cython_layout_matches_python_layout():
+    from engine._ext import _roofline
+    py = L.as_dict()
+    for k, v in _roofline.layout().items():
+        assert py[k] == v, k
+
+
+def _run(backend, ms, cs, arrays, threads, loop=False):
+    mt, ct = build_tables(ms, cs)
+    return dispatch.roofline(mt, ct, bytes_table(), **arrays, backend=backend, n_threads=threads,
+                             loop_decode=loop)
+
+
+def _assert_same(got, ref):
+    np.testing.assert_array_equal(got.fits, ref.fits)
+    np.testing.assert_array_equal(got.max_batch, ref.max_batch)
+    np.testing.assert_array_equal(got.out_bound, ref.out_bound)
+    np.testing.assert_allclose(got.out_f, ref.out_f, rtol=1e-12, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("threads", [1, 2])
+@SETTINGS
+@given(data=scenario_set())
+def test_backend_equals_reference(backend, threads, data):
+    ms, cs, arrays = data
+    ref = _run("numpy", ms, cs, arrays, 1)
+    _assert_same(_run(backend, ms, cs, arrays, threads), ref)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@SETTINGS
+@given(data=scenario_set(max_output=4096))
+def test_closed_form_equals_per_token_loop(backend, data):
+    ms, cs, arrays = data
+    closed = _run(backend, ms, cs, arrays, 1)
+    loop = _run(backend, ms, cs, arrays, 2, loop=True)
+    _assert_same(loop, closed)
+
+
+@SETTINGS
+@given(data=scenario_set(max_points=4, max_output=3000))
+def test_closed_form_equals_physics_written_per_token(data):
+    """Decode total from the per-token physics (reference profile) = closed form."""
+    ms, cs, arrays = data
+    mt, ct = build_tables(ms, cs)
+    db = bytes_table()
+    out_f, _, fits, _ = roofline_reference(mt, ct, db, **arrays)
+    for i in range(len(arrays["batch"])):
+        if not fits[i] or arrays["output"][i] < 2:
+            continue
+        steps = decode_profile_reference(
+            mt[arrays["model_idx"][i]], ct[arrays["chip_idx"][i]], db, int(arrays["tp"][i]),
+            int(arrays["pp"][i]), int(arrays["batch"][i]), int(arrays["prompt"][i]),
+            int(arrays["output"][i]), int(arrays["w_dt"][i]), int(arrays["kv_dt"][i]),
+            int(arrays["act_dt"][i]))
+        decode_total = out_f[L.O_E2E, i] - out_f[L.O_TTFT, i]
+        np.testing.assert_allclose(steps.sum(), decode_total, rtol=1e-12)
+        np.testing.assert_allclose(steps.mean(), out_f[L.O_TPOT, i], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ["numpy"])
+def test_result_independent_of_chunking_and_threads(backend):
+    import engine
+    kw = dict(models=["llama-3.1-8b", "mixtral-8x7b"], chips=["h100-sxm", "h200"], tp=[1, 2],
+              batch=[1, 7, 64, 300], prompt_tokens=[17, 2048], output_tokens=[1, 2, 333],
+              kv_dtype=["bf16", "fp8"], backend=backend)
+    a = engine.sweep(**kw, n_threads=1, chunk_size=1 << 20)
+    b = engine.sweep(**kw, n_threads=2, chunk_size=37)
+    for col in L.FLOAT_OUTPUTS + ("fits", "max_batch"):
+        np.testing.assert_array_equal(a[col], b[col], err_msg=col)
+
+
+# ---------------------------------------------------------------- bad input
+def _valid_inputs(n=4):
+    import engine
+    ms = [engine.get_model("llama-3.1-8b")]
+    cs = [engine.get_chip("h100-sxm")]
+    mt, ct = build_tables(ms, cs)
+    arrays = dict(model_idx=np.zeros(n, np.int32), chip_idx=np.zeros(n, np.int32),
+                  tp=np.ones(n, np.int32), pp=np.ones(n, np.int32), batch=np.ones(n, np.int32),
+                  prompt=np.full(n, 128, np.int32), output=np.full(n, 16, np.int32),
+                  w_dt=np.ones(n, np.int8), kv_dt=np.ones(n, np.int8), act_dt=np.ones(n, np.int8))
+    return mt, ct, arrays
+
+
+@pytest.mark.parametrize("backend", COMPILED + ["numpy"])
+@pytest.mark.parametrize("field,bad,match", [
+    ("batch", np.ones(4, np.int64), "batch must have dtype int32"),
+    ("prompt", np.ones(3, np.int32), "prompt must have length 4"),
+    ("model_idx", np.array([0, 0, 5, 0], np.int32), "model_idx must be in \\[0, 0\\], got 5 at index 2"),
+    ("chip_idx", np.array([0, -1, 0, 0], np.int32), "chip_idx must be in \\[0, 0\\], got -1"),
+    ("act_dt", np.array([1, 1, 1, 9], np.int8), "act_dt must be in \\[0, 6\\], got 9"),
+    ("tp", np.array([1, 0, 1, 1], np.int32), "tp must be in >= 1, got 0"),
+    ("output", np.ones((2, 2), np.int32), "output must be 1-dimensional"),
+    ("w_dt", [1, 1, 1, 1], "w_dt must be a numpy array"),
+])
+def test_low_level_bad_arrays_raise_clear_errors(backend, field, bad, match):
+    mt, ct, arrays = _valid_inputs()
+    arrays[field] = bad
+    with pytest.raises((TypeError, ValueError), match=match):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, backend=backend)
+
+
+def test_low_level_bad_tables_and_buffers():
+    mt, ct, arrays = _valid_inputs()
+    with pytest.raises(ValueError, match="model_table must have 15 columns"):
+        dispatch.roofline(mt[:, :3].copy(), ct, bytes_table(), **arrays)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        dispatch.roofline(np.asfortranarray(np.vstack([mt, mt])), ct, bytes_table(), **arrays)
+    with pytest.raises(ValueError, match="out buffers must be sized for 4 points"):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, out=dispatch.KernelOutput.empty(3))
+    with pytest.raises(ValueError, match="from out_offset=2"):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, out=dispatch.KernelOutput.empty(5),
+                          out_offset=2)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="fortran")
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, n_threads=0)
+
+
+def test_raw_cython_checks_lengths_itself():
+    from engine._ext import _roofline
+    mt, ct, a = _valid_inputs()
+    out = dispatch.KernelOutput.empty(4)
+    with pytest.raises(ValueError, match="out_f must have shape"):
+        _roofline.roofline(mt, ct, bytes_table(), a["model_idx"], a["chip_idx"], a["tp"], a["pp"],
+                           a["batch"], a["prompt"], a["output"], a["w_dt"], a["kv_dt"],
+                           a["act_dt"], out.out_f, out.out_bound, out.fits.view(np.uint8),
+                           out.max_batch, out_offset=1)
+    with pytest.raises(ValueError, match="prompt must have length 4, got 2"):
+        _roofline.roofline(mt, ct, bytes_table(), a["model_idx"], a["chip_idx"], a["tp"], a["pp"],
+                           a["batch"], a["prompt"][:2], a["output"], a["w_dt"], a["kv_dt"],
+                           a["act_dt"], out.out_f, out.out_bound, out.fits.view(np.uint8),
+                           out.max_batch)
+    with pytest.raises(ValueError, match="Buffer dtype mismatch"):
+        _roofline.roofline(mt, ct, bytes_table(), a["model_idx"].astype(np.int64), a["chip_idx"],
+                           a["tp"], a["pp"], a["batch"], a["prompt"], a["output"], a["w_dt"],
+                           a["kv_dt"], a["act_dt"], out.out_f, out.out_bound,
+                           out.fits.view(np.uint8), out.max_batch)
+
+
+def test_out_buffers_are_used_in_place():
+    mt, ct, arrays = _valid_inputs()
+    out = dispatch.KernelOutput.empty(4)
+    got = dispatch.roofline(mt, ct, bytes_table(), **arrays, out=out)
+    assert got is out and np.isfinite(out.out_f[L.O_TTFT]).all()
