@@ -119,7 +119,8 @@ class Chip:
             v = getattr(self, fname)
             if v is None:
                 continue
-            object.__setattr__(self, fname, float(dom.check(v, context=f"chip '{self.name}'")))
+            object.__setattr__(self, fname,
+                               float(dom.named(fname).check(v, context=f"chip '{self.name}'")))
 
     def missing_for_estimates(self) -> list[str]:
         """Figures an estimate needs that this chip lacks (no source gives them)."""

@@ -43,6 +43,11 @@ class Domain:
     typical: tuple[float, float] = (0.0, 1.0)
     description: str = ""
 
+    def named(self, name: str) -> "Domain":
+        """The same support under another field name (for messages)."""
+        from dataclasses import replace
+        return self if name == self.name else replace(self, name=name)
+
     def describe(self) -> str:
         lo = "(" if self.low_open else "["
         hi = ")" if self.high_open or math.isinf(self.high) else "]"

@@ -112,9 +112,7 @@ class Model:
         for dom, attr in ((D.N_LAYERS, "n_layers"), (D.HIDDEN, "hidden_size"), (D.HEADS, "n_heads"),
                           (D.KV_HEADS, "n_kv_heads"), (D.HEAD_DIM, "head_dim"),
                           (D.VOCAB, "vocab_size")):
-            object.__setattr__(self, attr, int(D.Domain(attr, dom.unit, dom.low, dom.high,
-                                                        dom.low_open, dom.high_open, True)
-                                               .check(getattr(self, attr), ctx)))
+            object.__setattr__(self, attr, int(dom.named(attr).check(getattr(self, attr), ctx)))
         for attr in ("ffn_size", "n_experts", "experts_per_token", "n_shared_experts",
                      "expert_ffn_size", "shared_expert_ffn_size", "first_k_dense",
                      "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",

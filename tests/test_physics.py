@@ -1,0 +1,174 @@
+"""Physical invariants and golden values with sources."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.core import dispatch
+from engine.core import layout as L
+from engine.dtypes import DTYPES, bytes_table
+from engine.tables import build_tables
+
+from .strategies import chips, models, valid_tps
+
+SETTINGS = settings(max_examples=80, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _point(model, chip, tp=1, pp=1, batch=1, prompt=128, output=64, act="bf16", w="bf16",
+           kv="bf16", backend="numpy"):
+    mt, ct = build_tables([model], [chip])
+    one = lambda v, t=np.int32: np.array([v], dtype=t)  # noqa: E731
+    out = dispatch.roofline(mt, ct, bytes_table(), model_idx=one(0), chip_idx=one(0), tp=one(tp),
+                            pp=one(pp), batch=one(batch), prompt=one(prompt), output=one(output),
+                            w_dt=one(DTYPES[w][0], np.int8), kv_dt=one(DTYPES[kv][0], np.int8),
+                            act_dt=one(DTYPES[act][0], np.int8), backend=backend)
+    return {name: out.out_f[i, 0] for i, name in enumerate(L.FLOAT_OUTPUTS)} | {
+        "fits": bool(out.fits[0]), "max_batch": int(out.max_batch[0])}
+
+
+def _roomy(chip):
+    # enough memory that fit never interferes with timing invariants
+    return replace(chip, memory_bytes=1e15)
+
+
+point_args = st.fixed_dictionaries({
+    "batch": st.integers(1, 512), "prompt": st.integers(1, 16384), "output": st.integers(2, 2048),
+})
+
+
+@SETTINGS
+@given(model=models(), chip=chips(), args=point_args, factor=st.floats(1.01, 10.0),
+       which=st.sampled_from(["memory_bandwidth", "peak_flops_bf16", "link_bandwidth"]))
+def test_more_bandwidth_or_flops_never_slows(model, chip, args, factor, which):
+    chip = _roomy(chip)
+    tp = valid_tps(model)[-1]
+    base = _point(model, chip, tp=tp, **args)
+    faster = _point(model, replace(chip, **{which: getattr(chip, which) * factor}), tp=tp, **args)
+    for key in ("ttft_s", "tpot_s", "e2e_s"):
+        assert faster[key] <= base[key] * (1 + 1e-12), key
+
+
+@SETTINGS
+@given(model=models(), chip=chips(), args=point_args, extra=st.integers(1, 512))
+def test_larger_batch_never_lowers_step_time(model, chip, args, extra):
+    chip = _roomy(chip)
+    small = _point(model, chip, **args)
+    big = _point(model, chip, **{**args, "batch": args["batch"] + extra})
+    for key in ("ttft_s", "tpot_s"):
+        assert big[key] >= small[key] * (1 - 1e-12), key
+
+
+@SETTINGS
+@given(model=models(), chip=chips(), prompt=st.integers(1, 65536), output=st.integers(1, 8192),
+       batch=st.integers(1, 4096), more=st.integers(1, 4096))
+def test_fits_monotone_and_max_batch_is_the_boundary(model, chip, prompt, output, batch, more):
+    p = _point(model, chip, batch=batch, prompt=prompt, output=output)
+    # monotone in batch and in context
+    if not p["fits"]:
+        assert not _point(model, chip, batch=batch + more, prompt=prompt, output=output)["fits"]
+        assert not _point(model, chip, batch=batch, prompt=prompt + more, output=output)["fits"]
+        assert np.isnan(p["ttft_s"]) and np.isnan(p["e2e_s"])
+    # max_batch against the byte budget written out independently
+    mb = p["max_batch"]
+    usable = chip.memory_bytes * (1 - chip.memory_reserve_fraction)
+    weights = model.total_params * 2.0
+    kv_seq = (model.kv_elements_per_token_per_layer * 2.0
+              * (model.n_full_attention_layers * (prompt + output)
+                 + model.n_sliding_layers * min(prompt + output, model.sliding_window)))
+    if mb > 0:
+        assert weights + mb * kv_seq <= usable * (1 + 1e-12)
+    assert weights + (mb + 1) * kv_seq > usable * (1 - 1e-12)
+    assert p["fits"] == (batch <= mb)
+    if mb >= 1:
+        assert _point(model, chip, batch=mb, prompt=prompt, output=output)["fits"]
+    assert not _point(model, chip, batch=mb + 1, prompt=prompt, output=output)["fits"]
+
+
+# ------------------------------------------------------------------ goldens
+def test_kv_bytes_per_token_llama31_70b_bf16():
+    # 2 (K,V) x 8 KV heads x 128 head_dim x 80 layers x 2 bytes = 327,680
+    # (dimensions: Meta llama-models sku_list.py, via shared/reference/models.csv)
+    assert engine.get_model("llama-3.1-70b").kv_bytes_per_token("bf16") == 327_680
+
+
+def test_kv_bytes_per_token_deepseek_v3_mla():
+    # MLA caches kv_lora_rank 512 + rope dim 64 per layer, 61 layers (DeepSeek-V3 report, Sec. 2.1.1)
+    assert engine.get_model("deepseek-v3").kv_bytes_per_token("bf16") == (512 + 64) * 61 * 2
+
+
+def test_kv_bytes_in_estimate_are_exact():
+    est = engine.estimate("llama-3.1-70b", "h200", tp=2, batch=3, prompt_tokens=1000,
+                          output_tokens=24)
+    # per chip: 3 sequences x 1024 tokens x 327,680 B / 2 TP ranks (8 KV heads split 2 ways)
+    assert est.kv_cache_bytes_per_chip == 3 * 1024 * 327_680 / 2
+
+
+def test_hand_worked_example_from_docs():
+    """docs/physics.md, "Worked example": Llama-3.1-8B, H100 SXM, batch 1, one decode step.
+
+    Figures: H100 SXM 3.35 TB/s and 989.4 dense bf16 TFLOP/s (NVIDIA datasheet via
+    shared/reference/chips.csv); Llama-3.1-8B dims (Meta sku_list.py).
+    """
+    est = engine.estimate("llama-3.1-8b", "h100-sxm", batch=1, prompt_tokens=1024, output_tokens=2)
+    weights_read = (8_030_261_248 - 525_336_576) * 2          # all but the input embedding, bf16
+    kv_read = 1025 * 131_072                                   # 1025 cached tokens x 128 KiB
+    kv_write = 131_072
+    act = 2 * 32 * 4096 * 2
+    t_mem = (weights_read + kv_read + kv_write + act) / 3.35e12
+    flops = 2 * 6_979_321_856 + 2 * 4096 * 128_256 + 2 * 32 * 256 * 32 * 1025
+    t_comp = flops / 989.4e12
+    assert t_mem == pytest.approx(4.52085e-3, rel=1e-5)        # the number printed in the doc
+    assert est.tpot_s == pytest.approx(max(t_mem, t_comp), rel=1e-12)
+    assert est.decode_bound == "memory"
+    # prefill of 1024 tokens: compute bound
+    pre_flops = (2 * 6_979_321_856 * 1024 + 2 * 4096 * 128_256
+                 + 2 * 32 * 256 * 32 * 1024 * 1025 / 2)
+    assert est.ttft_s == pytest.approx(max(pre_flops / 989.4e12,
+                                           (weights_read + 1024 * (131_072 + act)) / 3.35e12),
+                                       rel=1e-12)
+    assert est.prefill_bound == "compute"
+
+
+def test_moe_decode_reads_only_touched_experts():
+    # batch 1 on Mixtral reads 2 of 8 experts per layer: far fewer bytes than all weights
+    m = engine.get_model("mixtral-8x7b")
+    one = engine.estimate(m, "h200", batch=1, prompt_tokens=16, output_tokens=64)
+    many = engine.estimate(m, "h200", batch=256, prompt_tokens=16, output_tokens=64)
+    assert one.tpot_s < many.tpot_s
+    assert one.tpot_s < m.total_params * 2 / 4.8e12 * 0.5
+
+
+def test_tensor_parallel_allreduce_costs_time_with_latency():
+    chip = engine.get_chip("h100-sxm")
+    slow_link = replace(chip, name="slow", link_latency=1e-3)
+    a = engine.estimate("llama-3.1-8b", chip, tp=2, batch=1, prompt_tokens=64, output_tokens=32)
+    b = engine.estimate("llama-3.1-8b", slow_link, tp=2, batch=1, prompt_tokens=64,
+                        output_tokens=32)
+    # 2 all-reduces x 32 layers x 2 (tp-1) latencies of 1 ms more per step
+    assert b.tpot_s - a.tpot_s == pytest.approx(2 * 32 * 2 * (1e-3 - chip.link_latency), rel=1e-9)
+    assert b.decode_bound == "network"
+
+
+def test_infeasible_point_is_a_result():
+    est = engine.estimate("llama-3.1-405b", "l40s", batch=1, prompt_tokens=128, output_tokens=16)
+    assert est.fits is False and est.max_batch == 0
+    assert np.isnan(est.ttft_s) and est.prefill_bound == "none"
+    assert est.weight_bytes_per_chip == pytest.approx(
+        engine.get_model("llama-3.1-405b").total_params * 2)
+
+
+def test_latency_profile_matches_estimate():
+    prof = engine.latency_profile("llama-3.1-8b", "h100-sxm", batch=8, prompt_tokens=512,
+                                  output_tokens=300)
+    est = engine.estimate("llama-3.1-8b", "h100-sxm", batch=8, prompt_tokens=512,
+                          output_tokens=300)
+    assert len(prof["step_s"]) == 300
+    assert prof["step_s"][0] == pytest.approx(est.ttft_s, rel=1e-12)
+    assert prof["cumulative_s"][-1] == pytest.approx(est.e2e_s, rel=1e-12)
+    assert np.all(np.diff(prof["step_s"][1:]) >= 0)   # longer context never speeds a step
