@@ -1,0 +1,78 @@
+"""Kernel layer of the market Monte Carlo: array layout, NumPy reference, numba and
+Cython backends behind an explicit registry (``get_backend``).
+
+Nothing here imports the market definitions, scenarios, pandas or the CLI.
+"""
+from __future__ import annotations
+
+from . import layout
+
+__all__ = ["layout", "BACKENDS", "get_backend", "available_backends"]
+
+BACKENDS = ("numba", "cython", "numpy")
+
+
+class Backend:
+    """The two kernels of one backend.
+
+    ``values(x, yp, out, n_threads)`` writes per-draw outputs;
+    ``summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count)``
+    accumulates streaming summaries and returns the number of draws with a
+    non-finite output.
+    """
+
+    def __init__(self, name, values, summaries):
+        self.name = name
+        self.values = values
+        self.summaries = summaries
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+
+def _numpy():
+    from .reference import market_summaries_numpy, market_values_numpy
+
+    def values(x, yp, out, n_threads=1):
+        return market_values_numpy(x, yp, out)
+    return Backend("numpy", values, market_summaries_numpy)
+
+
+def _numba():
+    from .numba_kernel import market_summaries_numba, market_values_numba
+    return Backend("numba", market_values_numba, market_summaries_numba)
+
+
+def _cython():
+    try:
+        from engine._ext import _market
+    except ImportError as exc:  # not built
+        raise ValueError("backend 'cython' is not available: build it with "
+                         "`python setup.py build_ext --inplace` "
+                         f"({exc})") from None
+    return Backend("cython", _market.market_values, _market.market_summaries)
+
+
+_FACTORIES = {"numba": _numba, "cython": _cython, "numpy": _numpy}
+_CACHE: dict = {}
+
+
+def get_backend(name: str) -> Backend:
+    """The kernels of backend ``name`` (one of ``BACKENDS``)."""
+    if name not in _FACTORIES:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name not in _CACHE:
+        _CACHE[name] = _FACTORIES[name]()
+    return _CACHE[name]
+
+
+def available_backends() -> list[str]:
+    """Backends importable in this installation."""
+    out = []
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+            out.append(name)
+        except ValueError:
+            pass
+    return out

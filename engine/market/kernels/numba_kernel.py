@@ -1,0 +1,203 @@
+"""numba backend of the per-draw market model.
+
+Design
+------
+One scalar function, ``_draw``, computes every output of one draw for all years in
+one pass (the formulas of ``reference.market_values_numpy``, in the same order).
+Two loops call it:
+
+* ``market_values_numba`` writes per-draw outputs (``prange`` over draws; each
+  draw is independent, so the result does not depend on the thread count);
+* ``market_summaries_numba`` is the fused streaming kernel: it accumulates the
+  log-linear histogram, the sums, the non-finite and clamped counts and the event
+  counts without storing draws. It is serial and ``nogil``: the driver runs one
+  call per chunk on its own thread with its own accumulators.
+
+No ``fastmath`` (it would allow reassociation and break bit-reproducibility).
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from . import layout as L
+
+__all__ = ["market_values_numba", "market_summaries_numba", "set_threads"]
+
+_S = L.SECONDS_PER_YEAR
+_DAY = L.SECONDS_PER_DAY
+_JKWH = L.JOULES_PER_KWH
+_NO = L.N_OUTPUTS
+_SHIFT = np.uint64(L.HIST_SHIFT)
+_MASK = np.uint64(L.ABS_MASK)
+_KLO = L.HIST_KEY_LO
+_KHI = L.HIST_KEY_HI
+_HALF = L.HIST_HALF
+_ZERO = L.HIST_ZERO
+
+
+@nb.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _draw(x, yp, T, o):
+    """All outputs of one draw: ``x`` (N_INPUTS,), ``o`` (N_OUTPUTS * T,) with ``o[k*T + t]``."""
+    D0 = x[0]; g1 = x[1]; gdec = x[2]; P0 = x[3]; p1 = x[4]; pdec = x[5]; eps = x[6]
+    rs_max = x[7]; rs_mid = x[8]; rs_k = x[9]; rm = x[10]
+    as_max = x[11]; as_mid = x[12]; as_k = x[13]; ac = x[14]
+    eff = x[15]; util = x[16]; sw = x[17]; hw = x[18]; p2a = x[19]; oth0 = x[20]; othg = x[21]
+    runs0 = x[22]; runsg = x[23]; cpr0 = x[24]; cprg = x[25]; cdec = x[26]; ptm = x[27]; tutil = x[28]
+    pfac = x[29]; life = x[30]; gprior = x[31]; pue = x[32]; elec = x[33]
+    keep = 1.0 - 1.0 / life
+    y0 = yp[0, 0]
+    er = np.exp(-rs_k * (y0 - rs_mid))
+    er_step = np.exp(-rs_k)
+    ea = np.exp(-as_k * (y0 - as_mid))
+    ea_step = np.exp(-as_k)
+    mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+    inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
+    w0 = x[34]; w1 = x[36]; w2 = x[38]; w3 = x[40]
+    r0 = (x[35] / w0) ** inv_tpr
+    r1 = (x[37] / w1) ** inv_tpr
+    r2 = (x[39] / w2) ** inv_tpr
+    r3 = (x[41] / w3) ** inv_tpr
+    B = 1.0; Lam = 0.0
+    gstep = g1 - 1.0
+    lam = np.log(p1)
+    swf = 1.0; hwf = 1.0
+    oth = oth0 * yp[0, 2]
+    train = runs0 * cpr0 * ptm
+    cstep = cprg - 1.0
+    cap_inf = 0.0; cap_tr = 0.0; chips = 0.0; power_w = 0.0
+    for t in range(T):
+        if t > 0:
+            B = B * (1.0 + gstep)
+            gstep = gstep * gdec
+            Lam = Lam + lam
+            lam = lam * pdec
+            er = er * er_step
+            ea = ea * ea_step
+            swf = swf * sw
+            oth = oth * othg
+            train = train * runsg * (1.0 + cstep)
+            cstep = cstep * cdec
+            w0 = w0 * r0; w1 = w1 * r1; w2 = w2 * r2; w3 = w3 * r3
+            if yp[t, 5] > yp[t - 1, 5]:
+                hwf = hwf * hw
+        mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+        tokens_day = D0 * B * np.exp(eps * Lam) * (mix / mix0)
+        price = P0 * np.exp(-Lam)
+        theta = yp[t, 1] * hwf * eff * util * swf
+        flops = yp[t, 2] * hwf
+        inv_flops = 1.0 / flops
+        chip_price = yp[t, 3] * pfac
+        watts = yp[t, 4]
+        chips_llm = tokens_day / _DAY * p2a / theta
+        c_inf = chips_llm * flops + oth
+        c_tr = train / (_S * tutil)
+        share_compute = c_inf / (c_inf + c_tr)
+        if t == 0:
+            cap_inf = c_inf / gprior
+            cap_tr = c_tr / gprior
+            chips = (cap_inf + cap_tr) * inv_flops
+            power_w = chips * watts
+        ret_inf = cap_inf * keep
+        ret_tr = cap_tr * keep
+        new_inf = max(c_inf - ret_inf, 0.0)
+        new_tr = max(c_tr - ret_tr, 0.0)
+        cap_inf = ret_inf + new_inf
+        cap_tr = ret_tr + new_tr
+        bought_inf = new_inf * inv_flops
+        bought_tr = new_tr * inv_flops
+        shipped = bought_inf + bought_tr
+        spend_inf = bought_inf * chip_price
+        spend_tr = bought_tr * chip_price
+        spend = spend_inf + spend_tr
+        chips = chips * keep + shipped
+        power_w = power_w * keep + shipped * watts
+        cost_s = chip_price / (life * _S) + watts * pue * elec / _JKWH
+        wsum = w0 + w1 + w2 + w3
+        o[0 * T + t] = tokens_day
+        o[1 * T + t] = price
+        o[2 * T + t] = cost_s * p2a / theta * 1e6
+        o[3 * T + t] = tokens_day * 365.25 * price * 1e-6
+        o[4 * T + t] = c_inf
+        o[5 * T + t] = train
+        o[6 * T + t] = share_compute
+        o[7 * T + t] = chips
+        o[8 * T + t] = shipped
+        o[9 * T + t] = power_w * pue * 1e-9
+        o[10 * T + t] = spend_inf
+        o[11 * T + t] = spend_tr
+        o[12 * T + t] = spend
+        o[13 * T + t] = spend_inf / spend
+        o[14 * T + t] = spend * (w0 / wsum)
+        o[15 * T + t] = spend * (w1 / wsum)
+        o[16 * T + t] = spend * (w2 / wsum)
+        o[17 * T + t] = spend * (w3 / wsum)
+
+
+@nb.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
+def _values(x, yp, out):
+    n = x.shape[0]
+    T = yp.shape[0]
+    for i in nb.prange(n):
+        _draw(x[i], yp, T, out[i].reshape(-1))
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count, buf):
+    n = x.shape[0]
+    T = yp.shape[0]
+    ns = buf.shape[0]
+    bits = buf.view(np.uint64)
+    ne = ev_series.shape[0]
+    bad_draws = 0
+    for i in range(n):
+        _draw(x[i], yp, T, buf)
+        bad = False
+        for s in range(ns):
+            v = buf[s]
+            if not np.isfinite(v):
+                nonfinite[s] += 1
+                bad = True
+                continue
+            sums[s] += v
+            key = np.int64((bits[s] & _MASK) >> _SHIFT)
+            if key < _KLO:
+                hist[s, _ZERO] += 1
+                continue
+            m = key - _KLO
+            if m >= _HALF:
+                m = _HALF - 1
+                clamped[s] += 1
+            if bits[s] >> np.uint64(63):
+                hist[s, _ZERO - 1 - m] += 1
+            else:
+                hist[s, _ZERO + 1 + m] += 1
+        if bad:
+            bad_draws += 1
+        for e in range(ne):
+            v = buf[ev_series[e]]
+            if ev_op[e] == 0:
+                if v > ev_threshold[e]:
+                    ev_count[e] += 1
+            else:
+                if v < ev_threshold[e]:
+                    ev_count[e] += 1
+    return bad_draws
+
+
+def set_threads(n_threads: int) -> None:
+    """Set numba's thread count for ``prange`` loops (capped at numba's pool size)."""
+    nb.set_num_threads(max(1, min(int(n_threads), nb.config.NUMBA_NUM_THREADS)))
+
+
+def market_values_numba(x, yp, out, n_threads=1):
+    """Per-draw outputs into ``out`` (n, N_OUTPUTS, T); see ``reference.market_values_numpy``."""
+    set_threads(n_threads)
+    _values(x, yp, out)
+    return out
+
+
+def market_summaries_numba(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count):
+    """Fused streaming kernel; returns the number of draws with a non-finite output."""
+    buf = np.empty(_NO * yp.shape[0])
+    return _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count, buf)

@@ -1,0 +1,203 @@
+"""NumPy reference implementation of the per-draw market model (the specification).
+
+Design
+------
+Readable, vectorised over draws, one loop over years; every formula appears once
+and in the same order as in the compiled twins (``numba_kernel.py``,
+``ext/_market.pyx``), so the backends agree to rounding. It is the test oracle
+and the "vectorised NumPy" comparison in ``benchmarks/bench_market.py``.
+
+Model (year index ``t = 0 .. T-1``, calendar year ``y_t``), see ``docs/market.md``
+for the sources of each relation:
+
+* demand index ``B_t = B_{t-1} (1 + g_t)``, ``g_t = (g_1 - 1) d^(t-1)``
+  (growth with geometrically decaying excess, a discrete Gompertz-like path);
+* price ``P_t = P_0 exp(-Lambda_t)``, ``Lambda_t = sum_{j<=t} ln(p_1) d_p^(j-1)`` (the
+  log-rate of decline decays geometrically); demand response ``exp(eps Lambda_t)``
+  (constant-elasticity demand, ``Q ~ P^-eps``);
+* reasoning and agent shares are logistic in the year (Griliches 1957 diffusion):
+  ``s(y) = s_max / (1 + exp(-k (y - y_mid)))``; tokens scale by
+  ``[1 + s_r (m_r - 1)] [1 + s_a (c_a - 1)]`` relative to the base year;
+* LLM serving chips ``N = tokens_per_s * peak_to_average / theta``, with
+  ``theta = roofline tokens/s/chip * efficiency * utilisation * software^t * hardware^(years beyond roadmap)``;
+* training FLOP per year ``runs_t * compute_per_run_t * post_training_multiplier``, the
+  compute per run growing by ``1 + c_t``, ``c_t = (c_1 - 1) d_c^(t-1)`` (Epoch AI's
+  4-5x/yr frontier trend, Sevilla et al. 2022, with a decaying excess);
+  peak FLOP/s needed ``= FLOP / (seconds_per_year * utilisation)`` (Kaplan et al. 2020
+  C = 6 N D accounting is inside ``compute_per_run``; MFU as in Chowdhery et al. 2022);
+* fleets tracked as installed peak FLOP/s with straight-line retirement over the
+  useful life; purchases = max(0, need - retained); spend = purchases * price;
+* serving cost per token = (price / life + power * PUE * electricity) * peak_to_average / theta;
+* vendor weights interpolate geometrically from start to end and are normalised
+  per draw, so the shares sum to one (normalised positive weights, the
+  construction of the Dirichlet from gamma variates, Devroye 1986, sec. XI.4).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import layout as L
+
+__all__ = ["market_values_numpy", "histogram_index_numpy", "market_summaries_numpy"]
+
+
+def market_values_numpy(x: np.ndarray, yp: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-draw outputs of the market model.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, N_INPUTS)
+        Inputs per draw in canonical units (see ``layout.INPUT_NAMES``).
+    yp : ndarray, shape (T, N_YEAR_PARAMS)
+        Per-year roadmap values (see ``layout.YEAR_PARAM_NAMES``).
+    out : ndarray, shape (n, N_OUTPUTS, T), optional
+
+    Returns
+    -------
+    ndarray, shape (n, N_OUTPUTS, T)
+    """
+    n = x.shape[0]
+    T = yp.shape[0]
+    if out is None:
+        out = np.empty((n, L.N_OUTPUTS, T))
+    c = [x[:, j] for j in range(L.N_INPUTS)]
+    (D0, g1, gdec, P0, p1, pdec, eps, rs_max, rs_mid, rs_k, rm, as_max, as_mid, as_k, ac,
+     eff, util, sw, hw, p2a, oth0, othg, runs0, runsg, cpr0, cprg, cdec, ptm, tutil, pfac,
+     life, gprior, pue, elec) = c[:34]
+    S = L.SECONDS_PER_YEAR
+    keep = 1.0 - 1.0 / life
+    y0 = yp[0, 0]
+    er = np.exp(-rs_k * (y0 - rs_mid))
+    er_step = np.exp(-rs_k)
+    ea = np.exp(-as_k * (y0 - as_mid))
+    ea_step = np.exp(-as_k)
+    mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+    inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
+    w = []
+    r = []
+    for v in range(4):
+        a = c[34 + 2 * v]
+        b = c[35 + 2 * v]
+        w.append(a.copy())
+        r.append(np.power(b / a, inv_tpr))
+    B = np.ones(n)
+    Lam = np.zeros(n)
+    gstep = g1 - 1.0
+    lam = np.log(p1)
+    swf = np.ones(n)
+    hwf = np.ones(n)
+    oth = oth0 * yp[0, 2]
+    train = runs0 * cpr0 * ptm
+    cstep = cprg - 1.0
+    cap_inf = cap_tr = chips = power_w = None
+    for t in range(T):
+        if t > 0:
+            B = B * (1.0 + gstep)
+            gstep = gstep * gdec
+            Lam = Lam + lam
+            lam = lam * pdec
+            er = er * er_step
+            ea = ea * ea_step
+            swf = swf * sw
+            oth = oth * othg
+            train = train * runsg * (1.0 + cstep)
+            cstep = cstep * cdec
+            for v in range(4):
+                w[v] = w[v] * r[v]
+            if yp[t, 5] > yp[t - 1, 5]:
+                hwf = hwf * hw
+        mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+        tokens_day = D0 * B * np.exp(eps * Lam) * (mix / mix0)
+        price = P0 * np.exp(-Lam)
+        theta = yp[t, 1] * hwf * eff * util * swf
+        flops = yp[t, 2] * hwf
+        inv_flops = 1.0 / flops
+        chip_price = yp[t, 3] * pfac
+        watts = yp[t, 4]
+        chips_llm = tokens_day / L.SECONDS_PER_DAY * p2a / theta
+        c_inf = chips_llm * flops + oth
+        c_tr = train / (S * tutil)
+        share_compute = c_inf / (c_inf + c_tr)
+        if t == 0:
+            cap_inf = c_inf / gprior
+            cap_tr = c_tr / gprior
+            chips = (cap_inf + cap_tr) * inv_flops
+            power_w = chips * watts
+        ret_inf = cap_inf * keep
+        ret_tr = cap_tr * keep
+        new_inf = np.maximum(c_inf - ret_inf, 0.0)
+        new_tr = np.maximum(c_tr - ret_tr, 0.0)
+        cap_inf = ret_inf + new_inf
+        cap_tr = ret_tr + new_tr
+        bought_inf = new_inf * inv_flops
+        bought_tr = new_tr * inv_flops
+        shipped = bought_inf + bought_tr
+        spend_inf = bought_inf * chip_price
+        spend_tr = bought_tr * chip_price
+        spend = spend_inf + spend_tr
+        chips = chips * keep + shipped
+        power_w = power_w * keep + shipped * watts
+        cost_s = chip_price / (life * S) + watts * pue * elec / L.JOULES_PER_KWH
+        wsum = w[0] + w[1] + w[2] + w[3]
+        o = out[:, :, t]
+        o[:, 0] = tokens_day
+        o[:, 1] = price
+        o[:, 2] = cost_s * p2a / theta * 1e6
+        o[:, 3] = tokens_day * 365.25 * price * 1e-6
+        o[:, 4] = c_inf
+        o[:, 5] = train
+        o[:, 6] = share_compute
+        o[:, 7] = chips
+        o[:, 8] = shipped
+        o[:, 9] = power_w * pue * 1e-9
+        o[:, 10] = spend_inf
+        o[:, 11] = spend_tr
+        o[:, 12] = spend
+        o[:, 13] = spend_inf / spend
+        for v in range(4):
+            o[:, 14 + v] = spend * (w[v] / wsum)
+    return out
+
+
+def histogram_index_numpy(values: np.ndarray) -> np.ndarray:
+    """Histogram bin of each value (see ``layout`` for the bin layout); NaN/inf get -1."""
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    bits = v.view(np.uint64)
+    key = ((bits & np.uint64(L.ABS_MASK)) >> np.uint64(L.HIST_SHIFT)).astype(np.int64)
+    m = key - L.HIST_KEY_LO
+    m = np.minimum(m, L.HIST_HALF - 1)
+    neg = (bits >> np.uint64(63)).astype(bool)
+    idx = np.where(m < 0, L.HIST_ZERO, np.where(neg, L.HIST_ZERO - 1 - m, L.HIST_ZERO + 1 + m))
+    return np.where(np.isfinite(v), idx, -1)
+
+
+def market_summaries_numpy(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count,
+                           values=None):
+    """Reference for the fused kernel: accumulate histogram counts, sums, non-finite
+    counts and event counts of every series over the draws of ``x``.
+
+    Sums are accumulated draw by draw (sequentially) as in the compiled kernels.
+    Returns the number of draws with at least one non-finite output.
+    """
+    vals = market_values_numpy(x, yp) if values is None else values
+    n = x.shape[0]
+    flat = vals.reshape(n, -1)
+    bad = ~np.isfinite(flat)
+    nonfinite += bad.sum(axis=0)
+    idx = histogram_index_numpy(flat)
+    ns = flat.shape[1]
+    for s in range(ns):
+        col = idx[:, s]
+        ok = col >= 0
+        np.add.at(hist[s], col[ok], 1)
+        key = ((flat[ok, s].view(np.uint64) & np.uint64(L.ABS_MASK)) >> np.uint64(L.HIST_SHIFT)).astype(np.int64)
+        clamped[s] += int(np.count_nonzero(key >= L.HIST_KEY_HI))
+        # sequential left-to-right sum, the order of the compiled kernels
+        sums[s] = np.cumsum(np.concatenate(([sums[s]], flat[ok, s])))[-1]
+    for e in range(ev_series.shape[0]):
+        col = flat[:, ev_series[e]]
+        if ev_op[e] == L.EVENT_GT:
+            ev_count[e] += int(np.count_nonzero(col > ev_threshold[e]))
+        else:
+            ev_count[e] += int(np.count_nonzero(col < ev_threshold[e]))
+    return int(bad.any(axis=1).sum())
