@@ -442,8 +442,7 @@ def _unknown_name(kind: str, x, names) -> ValueError:
     close = [n for n in names if n.startswith(q)][:5] if q else []
     if not close:
         close = difflib.get_close_matches(q, list(names), n=3, cutoff=0.5)
-    hint = f"; did you mean: {', '.join(close)}?" if close else \
-        f"; known {kind}s: `infercast {kind}s`"
+    hint = f"; did you mean: {', '.join(close)}?" if close else f" (see `infercast {kind}s`)"
     return ValueError(f"unknown {kind} {str(x)!r}{hint}")
 
 
