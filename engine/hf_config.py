@@ -228,8 +228,8 @@ def _from_hf(c: _Cfg, model_type: str) -> dict:
                   moe_layer_step=c.int("decoder_sparse_step", default=1, minimum=1),
                   first_k_dense=first_k)
         step = kw["moe_layer_step"]
-        kw["ffn_size"] = c.int("intermediate_size", minimum=1) if (first_k or step > 1) else \
-            c.int("intermediate_size", default=0)
+        # dense FFN size only matters when some layer is dense (Model: 0 = all MoE)
+        kw["ffn_size"] = c.int("intermediate_size", minimum=1) if (first_k or step > 1) else 0
         if model_type == "qwen2_moe":
             kw["qkv_bias"] = True
             shared = c.int("shared_expert_intermediate_size", default=0)
@@ -273,8 +273,7 @@ def _from_hf(c: _Cfg, model_type: str) -> dict:
                   experts_per_token=c.int("num_experts_per_tok", minimum=1),
                   expert_ffn_size=c.int("intermediate_size", minimum=1),
                   n_shared_experts=1, moe_layer_step=step,
-                  ffn_size=c.int("intermediate_size_mlp", minimum=1) if step > 1 else
-                  c.int("intermediate_size_mlp", default=0))
+                  ffn_size=c.int("intermediate_size_mlp", minimum=1) if step > 1 else 0)
         chunk = c.int("attention_chunk_size", default=0)
         if chunk:
             every = c.int("no_rope_layer_interval", default=4, minimum=1)
