@@ -51,9 +51,9 @@ def _sum_max_affine(a1, b1, a2, b2, lo, hi):
         return _series(max(a1, a2), b1, lo, hi)
     cstar = (a2 - a1) / (b1 - b2)
     if b1 > b2:
-        k = min(max(math.ceil(cstar), lo), hi + 1.0)
+        k = min(max(np.ceil(cstar), lo), hi + 1.0)
         return _series(a2, b2, lo, k - 1.0) + _series(a1, b1, k, hi)
-    k = max(min(math.floor(cstar), hi), lo - 1.0)
+    k = max(min(np.floor(cstar), hi), lo - 1.0)
     return _series(a1, b1, lo, k) + _series(a2, b2, k + 1.0, hi)
 
 
@@ -117,7 +117,7 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
     room = ct[ci, C_USABLE_BYTES] - weight_bytes
     mb = 0.0
     if room >= 0.0:
-        mb = min(math.floor(room / kv_seq), 4611686018427387904.0)
+        mb = min(np.floor(room / kv_seq), 4611686018427387904.0)
     max_b = np.int64(mb)
     out_maxb[o] = max_b
     out_f[5, o] = weight_bytes
