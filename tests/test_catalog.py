@@ -575,3 +575,20 @@ def test_objects_are_engine_types():
     assert all(isinstance(c, Chip) for c in C.chips().values())
     assert all(isinstance(m, Model) for m in C.models().values())
     assert all(math.isfinite(m.total_params) for m in C.models().values())
+
+
+# ------------------------------------------------ conversion property
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(sorted(k for k, v in C.CHIP_FIGURES.items() if v[1] != "ratio")),
+       value=st.floats(min_value=1e-3, max_value=1e6, allow_nan=False, allow_infinity=False),
+       data=st.data())
+def test_figure_conversion_property(key, value, data):
+    """Any unit of a figure's dimension converts to value x factor (to rounding)."""
+    field, dim, _ = C.CHIP_FIGURES[key]
+    unit = data.draw(st.sampled_from(sorted(C.UNITS[dim])))
+    got, text, est = C._figure({"value": value, "source": "s", "unit": unit}, "f", key, dim, unit)
+    assert got == pytest.approx(value * C.UNITS[dim][unit], rel=1e-15)
+    assert text == "s" and est is False
