@@ -37,7 +37,7 @@ from .model import Model
 
 __all__ = [
     "CHIP_FIGURES", "catalog_date", "chips", "get_chip", "get_model", "load_catalog",
-    "models", "read_catalog", "reset_catalog", "use_catalog",
+    "models", "read_catalog", "register", "reset_catalog", "use_catalog",
 ]
 
 # ----------------------------------------------------------------- units
@@ -414,6 +414,20 @@ def load_catalog(path) -> dict:
     _user_chips.update(cat["chips"])
     _user_models.update(cat["models"])
     return cat
+
+
+def register(*objs) -> None:
+    """Add (or override by name) :class:`Chip` / :class:`Model` objects for later lookups.
+
+    For ``infercast models add config.json``: ``register(Model.from_hf_config(path))``.
+    """
+    for obj in objs:
+        if isinstance(obj, Chip):
+            _user_chips[obj.name] = obj
+        elif isinstance(obj, Model):
+            _user_models[obj.name] = obj
+        else:
+            raise ValueError(f"register takes Chip or Model objects, got {type(obj).__name__}")
 
 
 def reset_catalog() -> None:

@@ -592,3 +592,15 @@ def test_figure_conversion_property(key, value, data):
     got, text, est = C._figure({"value": value, "source": "s", "unit": unit}, "f", key, dim, unit)
     assert got == pytest.approx(value * C.UNITS[dim][unit], rel=1e-15)
     assert text == "s" and est is False
+
+
+def test_register_objects():
+    m = Model.from_hf_config(DATA / "configs" / "mistralai__Mixtral-8x7B-Instruct-v0.1__config.json",
+                             name="my-mixtral")
+    C.register(m, C.get_chip("h100-sxm").with_efficiency(compute=0.5))
+    assert C.get_model("my-mixtral") is m
+    assert C.get_chip("h100-sxm").compute_efficiency == 0.5
+    with pytest.raises(ValueError, match="register takes Chip or Model objects, got str"):
+        C.register("h100-sxm")
+    C.reset_catalog()
+    assert C.get_chip("h100-sxm").compute_efficiency == 1.0
