@@ -60,6 +60,11 @@ def market_values_numpy(x: np.ndarray, yp: np.ndarray, out: np.ndarray | None = 
     T = yp.shape[0]
     if out is None:
         out = np.empty((n, L.N_OUTPUTS, T))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _values(x, yp, out, n, T)
+
+
+def _values(x, yp, out, n, T):
     c = [x[:, j] for j in range(L.N_INPUTS)]
     (D0, g1, gdec, P0, p1, pdec, eps, rs_max, rs_mid, rs_k, rm, as_max, as_mid, as_k, ac,
      eff, util, sw, hw, p2a, oth0, othg, runs0, runsg, cpr0, cprg, cdec, ptm, tutil, pfac,

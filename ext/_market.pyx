@@ -1,0 +1,262 @@
+# cython: language_level=3
+"""Cython twin of the per-draw market kernel (see engine/market/kernels/reference.py).
+
+Design
+------
+``_draw`` is one ``noexcept nogil`` scalar function computing every output of a draw
+for all years in one pass, in the same operation order as the NumPy reference and
+the numba kernel. ``market_values`` loops it with ``prange`` (independent draws, so
+results do not depend on the thread count); ``market_summaries`` is the fused
+streaming kernel (serial per call; the driver runs calls on worker threads with
+their own accumulators). Inputs are validated by the Python layer; this module
+only checks shapes. The indices repeat ``engine.market.kernels.layout`` and
+``layout()`` returns the names so the tests can check both agree.
+"""
+import numpy as np
+cimport cython
+from cython.parallel cimport prange
+from libc.math cimport exp, log, pow, isfinite
+from libc.stdint cimport uint64_t, int64_t
+from libc.stdlib cimport malloc, free
+
+DEF N_IN = 42
+DEF N_OUT = 18
+DEF N_YP = 6
+
+cdef double S_YEAR = 31557600.0
+cdef double S_DAY = 86400.0
+cdef double J_KWH = 3.6e6
+cdef int HIST_MANTISSA_BITS = 7
+cdef int64_t KLO = (1023 - 128) << 7
+cdef int64_t KHI = (1023 + 128) << 7
+cdef int64_t HALF = KHI - KLO
+cdef int64_t ZERO = HALF
+cdef int SHIFT = 52 - 7
+cdef uint64_t ABS_MASK = 0x7FFFFFFFFFFFFFFFULL
+
+_INPUT_NAMES = (
+    "tokens_per_day_base", "demand_growth_initial", "demand_growth_decay", "price_per_mtok_base",
+    "price_decline_initial", "price_decline_decay", "price_elasticity", "reasoning_share_max",
+    "reasoning_midpoint_year", "reasoning_adoption_rate", "reasoning_token_multiplier", "agent_share_max",
+    "agent_midpoint_year", "agent_adoption_rate", "agent_calls_per_task", "serving_efficiency",
+    "serving_utilisation", "software_gain_per_year", "hardware_gain_per_year", "peak_to_average",
+    "other_inference_chips_base", "other_inference_growth", "frontier_runs_base", "frontier_runs_growth",
+    "compute_per_run_base", "compute_per_run_growth", "compute_growth_decay", "post_training_multiplier",
+    "training_utilisation", "accelerator_price_factor", "useful_life_years", "prior_fleet_growth", "pue",
+    "electricity_price_usd_per_kwh", "share_nvidia_start", "share_nvidia_end", "share_amd_start",
+    "share_amd_end", "share_hyperscaler_asic_start", "share_hyperscaler_asic_end",
+    "share_inference_startups_start", "share_inference_startups_end")
+_YEAR_PARAM_NAMES = ("year", "throughput_tokens_per_s_per_chip", "peak_flops_per_chip",
+                     "accelerator_price_usd", "accelerator_power_w", "years_beyond_roadmap")
+_OUTPUT_NAMES = (
+    "tokens_per_day", "price_per_mtok_usd", "serving_cost_per_mtok_usd", "llm_revenue_usd",
+    "inference_compute_flops", "training_compute_flop", "inference_share_compute", "accelerators_installed",
+    "accelerators_shipped", "power_gw", "spend_inference_usd", "spend_training_usd", "spend_total_usd",
+    "inference_share_spend", "revenue_nvidia_usd", "revenue_amd_usd", "revenue_hyperscaler_asic_usd",
+    "revenue_inference_startups_usd")
+
+
+def layout():
+    """(input names, year-parameter names, output names, histogram bins) of this build."""
+    return _INPUT_NAMES, _YEAR_PARAM_NAMES, _OUTPUT_NAMES, int(2 * HALF + 1)
+
+
+cdef inline double _max0(double a) noexcept nogil:
+    return a if a > 0.0 else 0.0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept nogil:
+    cdef double D0 = x[0], g1 = x[1], gdec = x[2], P0 = x[3], p1 = x[4], pdec = x[5], eps = x[6]
+    cdef double rs_max = x[7], rs_mid = x[8], rs_k = x[9], rm = x[10]
+    cdef double as_max = x[11], as_mid = x[12], as_k = x[13], ac = x[14]
+    cdef double eff = x[15], util = x[16], sw = x[17], hw = x[18], p2a = x[19], oth0 = x[20], othg = x[21]
+    cdef double runs0 = x[22], runsg = x[23], cpr0 = x[24], cprg = x[25], cdec = x[26], ptm = x[27]
+    cdef double tutil = x[28], pfac = x[29], life = x[30], gprior = x[31], pue = x[32], elec = x[33]
+    cdef double keep = 1.0 - 1.0 / life
+    cdef double y0 = yp[0]
+    cdef double er = exp(-rs_k * (y0 - rs_mid))
+    cdef double er_step = exp(-rs_k)
+    cdef double ea = exp(-as_k * (y0 - as_mid))
+    cdef double ea_step = exp(-as_k)
+    cdef double mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+    cdef double inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
+    cdef double w0 = x[34], w1 = x[36], w2 = x[38], w3 = x[40]
+    cdef double r0 = pow(x[35] / w0, inv_tpr)
+    cdef double r1 = pow(x[37] / w1, inv_tpr)
+    cdef double r2 = pow(x[39] / w2, inv_tpr)
+    cdef double r3 = pow(x[41] / w3, inv_tpr)
+    cdef double B = 1.0, Lam = 0.0
+    cdef double gstep = g1 - 1.0
+    cdef double lam = log(p1)
+    cdef double swf = 1.0, hwf = 1.0
+    cdef double oth = oth0 * yp[2]
+    cdef double train = runs0 * cpr0 * ptm
+    cdef double cstep = cprg - 1.0
+    cdef double cap_inf = 0.0, cap_tr = 0.0, chips = 0.0, power_w = 0.0
+    cdef double mix, tokens_day, price, theta, flops, inv_flops, chip_price, watts, chips_llm
+    cdef double c_inf, c_tr, share_compute, ret_inf, ret_tr, new_inf, new_tr, bought_inf, bought_tr
+    cdef double shipped, spend_inf, spend_tr, spend, cost_s, wsum
+    cdef const double* row
+    cdef int t
+    for t in range(T):
+        row = yp + t * N_YP
+        if t > 0:
+            B = B * (1.0 + gstep)
+            gstep = gstep * gdec
+            Lam = Lam + lam
+            lam = lam * pdec
+            er = er * er_step
+            ea = ea * ea_step
+            swf = swf * sw
+            oth = oth * othg
+            train = train * runsg * (1.0 + cstep)
+            cstep = cstep * cdec
+            w0 = w0 * r0
+            w1 = w1 * r1
+            w2 = w2 * r2
+            w3 = w3 * r3
+            if row[5] > yp[(t - 1) * N_YP + 5]:
+                hwf = hwf * hw
+        mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+        tokens_day = D0 * B * exp(eps * Lam) * (mix / mix0)
+        price = P0 * exp(-Lam)
+        theta = row[1] * hwf * eff * util * swf
+        flops = row[2] * hwf
+        inv_flops = 1.0 / flops
+        chip_price = row[3] * pfac
+        watts = row[4]
+        chips_llm = tokens_day / S_DAY * p2a / theta
+        c_inf = chips_llm * flops + oth
+        c_tr = train / (S_YEAR * tutil)
+        share_compute = c_inf / (c_inf + c_tr)
+        if t == 0:
+            cap_inf = c_inf / gprior
+            cap_tr = c_tr / gprior
+            chips = (cap_inf + cap_tr) * inv_flops
+            power_w = chips * watts
+        ret_inf = cap_inf * keep
+        ret_tr = cap_tr * keep
+        new_inf = _max0(c_inf - ret_inf)
+        new_tr = _max0(c_tr - ret_tr)
+        cap_inf = ret_inf + new_inf
+        cap_tr = ret_tr + new_tr
+        bought_inf = new_inf * inv_flops
+        bought_tr = new_tr * inv_flops
+        shipped = bought_inf + bought_tr
+        spend_inf = bought_inf * chip_price
+        spend_tr = bought_tr * chip_price
+        spend = spend_inf + spend_tr
+        chips = chips * keep + shipped
+        power_w = power_w * keep + shipped * watts
+        cost_s = chip_price / (life * S_YEAR) + watts * pue * elec / J_KWH
+        wsum = w0 + w1 + w2 + w3
+        o[0 * T + t] = tokens_day
+        o[1 * T + t] = price
+        o[2 * T + t] = cost_s * p2a / theta * 1e6
+        o[3 * T + t] = tokens_day * 365.25 * price * 1e-6
+        o[4 * T + t] = c_inf
+        o[5 * T + t] = train
+        o[6 * T + t] = share_compute
+        o[7 * T + t] = chips
+        o[8 * T + t] = shipped
+        o[9 * T + t] = power_w * pue * 1e-9
+        o[10 * T + t] = spend_inf
+        o[11 * T + t] = spend_tr
+        o[12 * T + t] = spend
+        o[13 * T + t] = spend_inf / spend
+        o[14 * T + t] = spend * (w0 / wsum)
+        o[15 * T + t] = spend * (w1 / wsum)
+        o[16 * T + t] = spend * (w2 / wsum)
+        o[17 * T + t] = spend * (w3 / wsum)
+
+
+def _check(x, yp):
+    if x.ndim != 2 or x.shape[1] != N_IN:
+        raise ValueError(f"x must have shape (n, {N_IN}), got {x.shape}")
+    if yp.ndim != 2 or yp.shape[1] != N_YP or yp.shape[0] < 1:
+        raise ValueError(f"yp must have shape (T >= 1, {N_YP}), got {yp.shape}")
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def market_values(const double[:, ::1] x, const double[:, ::1] yp, double[:, :, ::1] out, int n_threads=1):
+    """Per-draw outputs into ``out`` (n, N_OUTPUTS, T); ``prange`` over draws."""
+    _check(np.asarray(x), np.asarray(yp))
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef int T = yp.shape[0]
+    if out.shape[0] != n or out.shape[1] != N_OUT or out.shape[2] != T:
+        raise ValueError(f"out must have shape ({n}, {N_OUT}, {T})")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if n == 0:
+        return np.asarray(out)
+    for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
+        _draw(&x[i, 0], &yp[0, 0], T, &out[i, 0, 0])
+    return np.asarray(out)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:, ::1] hist, double[::1] sums,
+                     int64_t[::1] nonfinite, int64_t[::1] clamped, const int64_t[::1] ev_series,
+                     const int64_t[::1] ev_op, const double[::1] ev_threshold, int64_t[::1] ev_count):
+    """Fused streaming kernel; returns the number of draws with a non-finite output."""
+    _check(np.asarray(x), np.asarray(yp))
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef int T = yp.shape[0]
+    cdef Py_ssize_t ns = N_OUT * T, s, ne = ev_series.shape[0], e
+    if hist.shape[0] != ns or hist.shape[1] != 2 * HALF + 1 or sums.shape[0] != ns or \
+            nonfinite.shape[0] != ns or clamped.shape[0] != ns:
+        raise ValueError("accumulator shapes do not match the number of series")
+    if ev_op.shape[0] != ne or ev_threshold.shape[0] != ne or ev_count.shape[0] != ne:
+        raise ValueError("event arrays must have equal lengths")
+    for e in range(ne):
+        if ev_series[e] < 0 or ev_series[e] >= ns:
+            raise ValueError(f"event series index {ev_series[e]} out of range")
+    cdef double* buf = <double*> malloc(ns * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    cdef uint64_t bits
+    cdef int64_t key, m
+    cdef double v
+    cdef bint bad
+    cdef int64_t bad_draws = 0
+    with nogil:
+        for i in range(n):
+            _draw(&x[i, 0], &yp[0, 0], T, buf)
+            bad = False
+            for s in range(ns):
+                v = buf[s]
+                if not isfinite(v):
+                    nonfinite[s] += 1
+                    bad = True
+                    continue
+                sums[s] += v
+                bits = (<uint64_t*> &buf[s])[0]
+                key = <int64_t> ((bits & ABS_MASK) >> SHIFT)
+                if key < KLO:
+                    hist[s, ZERO] += 1
+                    continue
+                m = key - KLO
+                if m >= HALF:
+                    m = HALF - 1
+                    clamped[s] += 1
+                if bits >> 63:
+                    hist[s, ZERO - 1 - m] += 1
+                else:
+                    hist[s, ZERO + 1 + m] += 1
+            if bad:
+                bad_draws += 1
+            for e in range(ne):
+                v = buf[ev_series[e]]
+                if ev_op[e] == 0:
+                    if v > ev_threshold[e]:
+                        ev_count[e] += 1
+                else:
+                    if v < ev_threshold[e]:
+                        ev_count[e] += 1
+    free(buf)
+    return bad_draws
