@@ -87,7 +87,7 @@ def test_closed_form_equals_physics_written_per_token(data):
 @pytest.mark.parametrize("backend", COMPILED + ["numpy"])
 def test_result_independent_of_chunking_and_threads(backend):
     import engine
-    kw = dict(models=["llama-3.1-8b", "mixtral-8x7b"], chips=["h100-sxm", "h200"], tp=[1, 2],
+    kw = dict(models=["llama-3.1-8b", "mixtral-8x7b"], chips=["h100-sxm", "mi300x"], tp=[1, 2],
               batch=[1, 7, 64, 300], prompt_tokens=[17, 2048], output_tokens=[1, 2, 333],
               kv_dtype=["bf16", "fp8"], backend=backend)
     a = engine.sweep(**kw, n_threads=1, chunk_size=1 << 20)
