@@ -1,0 +1,133 @@
+"""Draws per second of the default market model, end to end (sampling + kernel +
+summaries), for this engine (numba and Cython, 1 and 2 threads), an equivalent
+vectorised NumPy implementation, and squigglepy sampling the same inputs.
+
+Run with timings:  pytest benchmarks/bench_market.py --benchmark-enable
+One-shot table:    python benchmarks/bench_market.py [draws]
+Under plain ``pytest`` timing is disabled and each benchmark runs once on a small
+draw count (smoke test).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from engine.market import distributions as D
+from engine.market.kernels import available_backends
+from engine.market.kernels import layout as L
+from engine.market.kernels.reference import market_values_numpy
+from engine.market.scenario import load_scenario
+from engine.market.simulate import DEFAULT_PROBS, forecast
+
+SMOKE_DRAWS = 20_000
+
+
+def _model():
+    return load_scenario("default").build()
+
+
+def numpy_forecast(model, draws, seed=0):
+    """The vectorised NumPy equivalent: sample every input, evaluate the reference
+    model on all draws at once, then exact quantiles and means with NumPy."""
+    rng = np.random.default_rng(seed)
+    x = model.sample_inputs(rng, draws)
+    vals = market_values_numpy(x, model.year_params).reshape(draws, -1)
+    with np.errstate(invalid="ignore"):
+        q = np.nanquantile(vals, DEFAULT_PROBS, axis=0)
+        mean = np.nanmean(vals, axis=0)
+    return q, mean
+
+
+def _squiggle_dist(sq, d):
+    """The same marginal in squigglepy (its ``lognorm(lo, hi)`` is a 90 % CI, like ``lognormal_ci``)."""
+    if isinstance(d, D.Fixed):
+        return d.value
+    if isinstance(d, D.LogNormal):
+        return sq.lognorm(*np.exp([d.mu - D.Z95 * d.sigma, d.mu + D.Z95 * d.sigma]))
+    if isinstance(d, D.Uniform):
+        return sq.uniform(d.lo, d.hi)
+    if isinstance(d, D.Triangular):
+        return sq.triangular(d.lo, d.mode, d.hi)
+    if isinstance(d, D.Truncated) and isinstance(d.base, D.LogNormal):
+        b = d.base
+        return sq.lognorm(*np.exp([b.mu - D.Z95 * b.sigma, b.mu + D.Z95 * b.sigma]), lclip=d.lo, rclip=d.hi)
+    raise NotImplementedError(type(d))
+
+
+def squigglepy_forecast(model, draws, seed=0):
+    """squigglepy's vectorised path: ``sq.sample(dist, n)`` per input (independent
+    inputs; squigglepy has no rank-correlation of arbitrary marginals here), the same
+    vectorised model, NumPy quantiles."""
+    import squigglepy as sq
+    sq.set_seed(seed)
+    cols = []
+    for d in model.inputs.values():
+        sd = _squiggle_dist(sq, d)
+        cols.append(np.full(draws, float(sd)) if isinstance(sd, float) else
+                    np.asarray(sq.sample(sd, n=draws, verbose=False), dtype=float))
+    x = np.ascontiguousarray(np.column_stack(cols))
+    vals = market_values_numpy(x, model.year_params).reshape(draws, -1)
+    with np.errstate(invalid="ignore"):
+        return np.nanquantile(vals, DEFAULT_PROBS, axis=0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
+
+
+def _draws(benchmark):
+    return SMOKE_DRAWS if benchmark.disabled else 1_000_000
+
+
+@pytest.mark.parametrize("backend", [b for b in ("numba", "cython") if b in available_backends()])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_engine_end_to_end(benchmark, model, backend, threads):
+    forecast(model, 1000, backend=backend)  # JIT warm-up outside the timing
+    n = _draws(benchmark)
+    fc = benchmark(forecast, model, n, 0, (), backend, threads)
+    assert fc.n_draws == n
+    benchmark.extra_info["draws_per_s"] = n / benchmark.stats.stats.mean if not benchmark.disabled else None
+
+
+def test_numpy_vectorised(benchmark, model):
+    n = _draws(benchmark) // 4
+    q, mean = benchmark(numpy_forecast, model, n)
+    assert q.shape == (len(DEFAULT_PROBS), L.N_OUTPUTS * model.n_years)
+
+
+def test_squigglepy_vectorised(benchmark, model):
+    n = _draws(benchmark) // 4
+    q = benchmark(squigglepy_forecast, model, n)
+    assert q.shape[0] == len(DEFAULT_PROBS)
+
+
+def main(draws: int = 10_000_000):
+    model = _model()
+    forecast(model, 1000)
+    rows = []
+    for backend in [b for b in ("numba", "cython") if b in available_backends()]:
+        for threads in (1, 2):
+            t = time.perf_counter()
+            forecast(model, draws, 0, (), backend, threads)
+            rows.append((f"engine {backend}, {threads} thread(s)", draws, time.perf_counter() - t))
+    small = min(draws, 1_000_000)
+    t = time.perf_counter()
+    numpy_forecast(model, small)
+    rows.append(("vectorised NumPy", small, time.perf_counter() - t))
+    try:
+        t = time.perf_counter()
+        squigglepy_forecast(model, small)
+        rows.append(("squigglepy (vectorised sampling)", small, time.perf_counter() - t))
+    except ImportError:
+        rows.append(("squigglepy (not installed)", 0, float("nan")))
+    print(f"{'implementation':<36}{'draws':>12}{'seconds':>10}{'draws/s':>14}")
+    for name, n, dt in rows:
+        print(f"{name:<36}{n:>12,}{dt:>10.2f}{n / dt:>14,.0f}")
+
+
+if __name__ == "__main__":
+    main(int(float(sys.argv[1])) if len(sys.argv) > 1 else 10_000_000)
