@@ -17,6 +17,7 @@ from . import catalog
 from . import domains as D
 from .core import dispatch
 from .core import layout as L
+from .core.grid import axis_block
 from .core.reference import decode_profile_reference
 from .dtypes import DTYPES, bytes_table, dtype_code
 from .results import Estimate, SweepResult
@@ -41,24 +42,6 @@ def _as_list(name, value) -> list:
     if not out:
         raise ValueError(f"{name} must not be empty")
     return out
-
-
-def _axis_block(values: np.ndarray, inner: int, start: int, stop: int) -> np.ndarray:
-    """``values[(f // inner) % len(values)]`` for flat indices f in [start, stop)."""
-    size = len(values)
-    period = size * inner
-    n = stop - start
-    if period <= max(n, 1 << 16):
-        pattern = np.repeat(values, inner)
-        offset = start % period
-        reps = -(-(offset + n) // period)
-        return np.tile(pattern, reps)[offset:offset + n]
-    q0, q1 = start // inner, (stop - 1) // inner
-    qs = np.arange(q0, q1 + 1)
-    counts = np.full(len(qs), inner, dtype=np.int64)
-    counts[0] -= start - q0 * inner
-    counts[-1] -= (q1 + 1) * inner - stop
-    return np.repeat(values[qs % size], counts)
 
 
 class Grid:
@@ -87,13 +70,12 @@ class Grid:
             **{a: np.asarray(axes[a], dtype=object) for a in ("weight_dtype", "kv_dtype", "act_dtype")},
         }
 
-    def kernel_inputs(self, start: int, stop: int) -> dict:
-        """Struct-of-arrays kernel inputs for flat points [start, stop)."""
-        return {_KERNEL_NAME[a]: _axis_block(self._kernel_values[a], self._inner[a], start, stop)
-                for a in AXES}
+    def kernel_axes(self) -> dict:
+        """Axis value arrays as the grid kernels take them."""
+        return {_KERNEL_NAME[a]: self._kernel_values[a] for a in AXES}
 
     def column(self, key: str, start: int, stop: int) -> np.ndarray:
-        return _axis_block(self._user_values[key], self._inner[key], start, stop)
+        return axis_block(self._user_values[key], self._inner[key], start, stop)
 
 
 def _resolve_grid(models, chips, tp, pp, batch, prompt_tokens, output_tokens, weight_dtype,
@@ -145,7 +127,8 @@ def sweep(models, chips, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tokens=
     n_threads : int or None
         Threads for compiled backends (default: all cores).
     chunk_size : int
-        Points per kernel call; bounds the memory of the grid inputs.
+        Points per call of the NumPy reference backend (the compiled
+        backends walk the grid without materialising input columns).
     loop_decode : bool
         Sum decode steps token by token instead of the closed form (slower;
         same result to ~1e-12).
@@ -164,13 +147,8 @@ def sweep(models, chips, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tokens=
     threads = dispatch.default_threads() if n_threads is None else int(
         D.Domain("n_threads", "thread", 1, 4096, integer=True).check(n_threads))
     mt, ct = build_tables(grid.values["model"], grid.values["chip"])
-    db = bytes_table()
-    out = dispatch.KernelOutput.empty(grid.size)
-    for start in range(0, grid.size, chunk):
-        stop = min(start + chunk, grid.size)
-        inputs = grid.kernel_inputs(start, stop)
-        dispatch.roofline(mt, ct, db, **inputs, backend=name, n_threads=threads, out=out,
-                          out_offset=start, loop_decode=loop_decode, check_ranges=False)
+    out = dispatch.roofline_grid(mt, ct, bytes_table(), grid.kernel_axes(), backend=name,
+                                 n_threads=threads, loop_decode=loop_decode, chunk_size=chunk)
     return SweepResult(grid, out, name, threads)
 
 

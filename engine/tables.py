@@ -39,6 +39,9 @@ def model_row(model: Model) -> np.ndarray:
     row[L.M_PARAMS_EXPERT] = model.routed_expert_params_all_layers
     row[L.M_EXPERTS] = model.n_experts
     row[L.M_EXPERTS_ACTIVE] = model.experts_per_token
+    if model.n_experts:
+        with np.errstate(divide="ignore"):  # k = E: -inf, every expert touched
+            row[L.M_LOG_KEEP] = np.log1p(-model.experts_per_token / model.n_experts)
     return row
 
 

@@ -3,18 +3,30 @@
 
 Design
 ------
-* One ``cdef inline ... noexcept nogil`` function per formula, one ``prange``
-  loop per kernel; the formulas and conventions are specified (and tested) by
-  ``engine.core.reference``; ``engine.core.numba_kernels`` is the numba twin.
+* One ``cdef inline ... noexcept nogil`` function per formula and one scalar
+  point function :func:`_eval`; the formulas and conventions are specified
+  (and tested) by ``engine.core.reference``; ``engine.core.numba_kernels`` is
+  the numba twin.
+* Two loops call ``_eval``: :func:`roofline` over struct-of-arrays points and
+  :func:`roofline_grid` over a Cartesian grid, where each thread walks a
+  contiguous block of flat indices with an odometer, so a sweep never
+  materialises its input columns.
+* The point function is branch-free where the branch would depend on the data
+  (the roofline crossover side, tp > 1, fit): a sweep mixes models, chips and
+  parallelism at random, and mispredicted branches cost more than selects.
+  Reciprocals are shared so a point costs 8 divisions.
 * Inputs are trusted: ``engine.core.dispatch`` coerces dtypes and layout,
-  checks shapes and index ranges, and allocates outputs before calling. The
-  ``def`` wrappers here still check array lengths (O(1)) so a wrong call can
-  never read out of bounds.
+  checks index ranges and allocates outputs before calling. The ``def``
+  wrappers here still check lengths and shapes (O(1)) so a wrong call can
+  never read or write out of bounds.
+* ``fmin``/``fmax`` are libm calls under IEEE semantics (no -ffast-math here),
+  and a call spills every live xmm register; ``_min``/``_max`` are single
+  instructions, equal to them for the non-NaN operands validation guarantees.
 * Threads are passed explicitly; without OpenMP ``prange`` runs serially
   (``openmp_enabled()`` says which).
 """
 from cython.parallel cimport prange
-from libc.math cimport ceil, floor, expm1, log1p, NAN, fmin, fmax
+from libc.math cimport floor, expm1, NAN
 cimport cython
 
 cdef extern from *:
@@ -50,7 +62,8 @@ cdef enum:
     M_PARAMS_EXPERT = 12
     M_EXPERTS = 13
     M_EXPERTS_ACTIVE = 14
-    N_MODEL_COLS = 15
+    M_LOG_KEEP = 15
+    N_MODEL_COLS = 16
     C_INV_FLOPS = 0
     C_USABLE_BYTES = 7
     C_INV_MEM_BW = 8
@@ -62,6 +75,7 @@ cdef enum:
     N_CHIP_COLS = 14
     N_FLOAT_OUT = 9
     N_DTYPE_CODES = 7
+    N_GRID_AXES = 10
     BOUND_NONE = -1
     BOUND_COMPUTE = 0
     BOUND_MEMORY = 1
@@ -72,13 +86,16 @@ _LAYOUT = dict(
     M_ATTN_FULL=M_ATTN_FULL, M_ATTN_WIN=M_ATTN_WIN, M_WINDOW=M_WINDOW, M_KV_FULL=M_KV_FULL,
     M_KV_WIN=M_KV_WIN, M_KV_SPLIT=M_KV_SPLIT, M_PARAMS_RESIDENT=M_PARAMS_RESIDENT,
     M_PARAMS_READ=M_PARAMS_READ, M_PARAMS_EXPERT=M_PARAMS_EXPERT, M_EXPERTS=M_EXPERTS,
-    M_EXPERTS_ACTIVE=M_EXPERTS_ACTIVE, N_MODEL_COLS=N_MODEL_COLS, C_INV_FLOPS=C_INV_FLOPS,
-    C_USABLE_BYTES=C_USABLE_BYTES, C_INV_MEM_BW=C_INV_MEM_BW, C_INV_LINK_BW=C_INV_LINK_BW,
-    C_LINK_LATENCY=C_LINK_LATENCY, C_STEP_OVERHEAD=C_STEP_OVERHEAD, C_HOURLY_USD=C_HOURLY_USD,
-    C_TDP_W=C_TDP_W, N_CHIP_COLS=N_CHIP_COLS, N_FLOAT_OUT=N_FLOAT_OUT,
-    N_DTYPE_CODES=N_DTYPE_CODES, BOUND_NONE=BOUND_NONE, BOUND_COMPUTE=BOUND_COMPUTE,
-    BOUND_MEMORY=BOUND_MEMORY, BOUND_NETWORK=BOUND_NETWORK,
+    M_EXPERTS_ACTIVE=M_EXPERTS_ACTIVE, M_LOG_KEEP=M_LOG_KEEP, N_MODEL_COLS=N_MODEL_COLS,
+    C_INV_FLOPS=C_INV_FLOPS, C_USABLE_BYTES=C_USABLE_BYTES, C_INV_MEM_BW=C_INV_MEM_BW,
+    C_INV_LINK_BW=C_INV_LINK_BW, C_LINK_LATENCY=C_LINK_LATENCY, C_STEP_OVERHEAD=C_STEP_OVERHEAD,
+    C_HOURLY_USD=C_HOURLY_USD, C_TDP_W=C_TDP_W, N_CHIP_COLS=N_CHIP_COLS, N_FLOAT_OUT=N_FLOAT_OUT,
+    N_DTYPE_CODES=N_DTYPE_CODES, N_GRID_AXES=N_GRID_AXES, BOUND_NONE=BOUND_NONE,
+    BOUND_COMPUTE=BOUND_COMPUTE, BOUND_MEMORY=BOUND_MEMORY, BOUND_NETWORK=BOUND_NETWORK,
 )
+
+#: points per block of the grid kernel (one odometer start per block)
+cdef Py_ssize_t GRID_BLOCK = 4096
 
 
 def layout():
@@ -96,191 +113,196 @@ def max_threads():
     return infercast_max_threads()
 
 
+cdef inline double _min(double a, double b) noexcept nogil:
+    """min for non-NaN operands: one minsd (libm fmin is a call, and spills registers)."""
+    return a if a < b else b
+
+
+cdef inline double _max(double a, double b) noexcept nogil:
+    return a if a > b else b
+
+
 cdef inline double _series(double a, double b, double lo, double hi) noexcept nogil:
-    """Sum of a + b c over integers c in [lo, hi]."""
-    cdef double n = hi - lo + 1.0
-    if n <= 0.0:
-        return 0.0
+    """Sum of a + b c over integers c in [lo, hi] (0 when hi < lo)."""
+    cdef double n = _max(hi - lo + 1.0, 0.0)
     return n * a + b * (lo + hi) * n * 0.5
 
 
 cdef inline double _sum_max_affine(double a1, double b1, double a2, double b2,
                                    double lo, double hi) noexcept nogil:
-    """Exact sum over integer c in [lo, hi] of max(a1 + b1 c, a2 + b2 c)."""
-    cdef double cstar, k
-    if hi < lo:
-        return 0.0
-    if b1 == b2:
-        return _series(fmax(a1, a2), b1, lo, hi)
-    cstar = (a2 - a1) / (b1 - b2)
-    if b1 > b2:
-        k = fmin(fmax(ceil(cstar), lo), hi + 1.0)
-        return _series(a2, b2, lo, k - 1.0) + _series(a1, b1, k, hi)
-    k = fmax(fmin(floor(cstar), hi), lo - 1.0)
-    return _series(a1, b1, lo, k) + _series(a2, b2, k + 1.0, hi)
+    """Exact sum over integer c in [lo, hi] of max(a1 + b1 c, a2 + b2 c).
 
-
-cdef inline double _experts_touched(double n_tok, double n_exp, double k) noexcept nogil:
-    """Expected distinct routed experts for n_tok tokens: E (1 - (1 - k/E)^n)."""
-    if n_exp <= 0.0:
-        return 0.0
-    return -n_exp * expm1(n_tok * log1p(-k / n_exp))
+    Contexts below ``m = floor(c*) + 1`` (clamped to [lo, hi + 1]) take the
+    line that wins below the crossover c*, the rest the other one.
+    """
+    cdef double d = b1 - b2
+    cdef double m = _min(_max(floor((a2 - a1) / d) + 1.0, lo), hi + 1.0)
+    cdef bint up1 = d > 0.0 or (d == 0.0 and a1 >= a2)
+    m = lo if d == 0.0 else m
+    cdef double au = a1 if up1 else a2
+    cdef double bu = b1 if up1 else b2
+    cdef double al = a2 if up1 else a1
+    cdef double bl = b2 if up1 else b1
+    return _series(al, bl, lo, m - 1.0) + _series(au, bu, m, hi)
 
 
 cdef inline double _network(double n_tok, double layers, double hidden, double ab, double tp,
-                            double pp, double inv_link, double lat) noexcept nogil:
-    """Two ring all-reduces per layer plus pp-1 stage hand-offs [s]."""
+                            double inv_tp, double pp, double inv_link, double lat) noexcept nogil:
+    """Two ring all-reduces per layer plus pp-1 stage hand-offs [s] (0 without parallelism)."""
     cdef double msg = n_tok * hidden * ab
-    cdef double t = 0.0
-    if tp > 1.0:
-        t += 2.0 * layers * (2.0 * (tp - 1.0) / tp * msg * inv_link + 2.0 * (tp - 1.0) * lat)
-    if pp > 1.0:
-        t += (pp - 1.0) * (msg * inv_link + lat)
-    return t
+    cdef double ar = 2.0 * layers * (2.0 * (tp - 1.0) * inv_tp * msg * inv_link
+                                     + 2.0 * (tp - 1.0) * lat)
+    cdef double p2p = (pp - 1.0) * (msg * inv_link + lat)
+    return (ar if tp > 1.0 else 0.0) + (p2p if pp > 1.0 else 0.0)
 
 
 cdef inline i8 _bound(double t_comp, double t_mem, double t_net) noexcept nogil:
-    if t_net > fmax(t_comp, t_mem):
-        return BOUND_NETWORK
-    return BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
+    cdef i8 code = BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
+    return BOUND_NETWORK if t_net > _max(t_comp, t_mem) else code
 
 
-cdef inline void _point(Py_ssize_t i, const double[:, ::1] mt, const double[:, ::1] ct,
-                        const double[::1] db, const int[::1] model_idx, const int[::1] chip_idx,
-                        const int[::1] tp_a, const int[::1] pp_a, const int[::1] batch,
-                        const int[::1] prompt, const int[::1] output, const i8[::1] w_dt,
-                        const i8[::1] kv_dt, const i8[::1] act_dt, bint loop_decode,
-                        double[:, ::1] out_f, i8[:, ::1] out_bound, unsigned char[::1] out_fits,
-                        long long[::1] out_maxb, Py_ssize_t o) noexcept nogil:
-    cdef int mi = model_idx[i]
-    cdef int ci = chip_idx[i]
-    cdef double tp = tp_a[i]
-    cdef double pp = pp_a[i]
-    cdef double B = batch[i]
-    cdef double P = prompt[i]
-    cdef double N = output[i]
-    cdef double wb = db[w_dt[i]]
-    cdef double kb = db[kv_dt[i]]
-    cdef double ab = db[act_dt[i]]
-    cdef double inv_f = ct[ci, C_INV_FLOPS + act_dt[i]]
-    cdef double inv_bw = ct[ci, C_INV_MEM_BW]
-    cdef double inv_link = ct[ci, C_INV_LINK_BW]
-    cdef double lat = ct[ci, C_LINK_LATENCY]
-    cdef double ovh = ct[ci, C_STEP_OVERHEAD]
-    cdef double layers = mt[mi, M_LAYERS]
-    cdef double hidden = mt[mi, M_HIDDEN]
-    cdef double w = mt[mi, M_WINDOW]
-    cdef double kv_full = mt[mi, M_KV_FULL]
-    cdef double kv_win = mt[mi, M_KV_WIN]
-    cdef double n_exp = mt[mi, M_EXPERTS]
-    cdef double k_exp = mt[mi, M_EXPERTS_ACTIVE]
-    cdef double kv_frac, inv_chips, weight_bytes, ctx_max, kv_seq, room, mb
-    cdef double inv_tp, wpre, kv_tok_bytes, act_tok_bytes, n_pre, win_keys, flops_pre
-    cdef double t_comp, t_mem, t_net, w_read, ttft, cf, a1, b1, g1, a2, b2, g2, kvb
-    cdef double lo, hi, h1, l2, s_max, s_comp, s_mem, c, kw, tc, tm
-    cdef double n_steps, t_net_d, decode_total, e2e, tokens, tok_s, n_chips
+cdef inline void _eval(const double* m, const double* c, const double* db, double tp, double pp,
+                       double B, double P, double N, int wd, int kd, int ad, bint loop_decode,
+                       double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
+                       long long* omb, Py_ssize_t o) noexcept nogil:
+    """Every output of one point into column ``o`` of the output buffers."""
+    cdef double wb = db[wd]
+    cdef double kb = db[kd]
+    cdef double ab = db[ad]
+    cdef double inv_f = c[C_INV_FLOPS + ad]
+    cdef double inv_bw = c[C_INV_MEM_BW]
+    cdef double inv_link = c[C_INV_LINK_BW]
+    cdef double lat = c[C_LINK_LATENCY]
+    cdef double ovh = c[C_STEP_OVERHEAD]
+    cdef double layers = m[M_LAYERS]
+    cdef double hidden = m[M_HIDDEN]
+    cdef double w = m[M_WINDOW]
+    cdef double kv_full = m[M_KV_FULL]
+    cdef double kv_win = m[M_KV_WIN]
+    cdef double n_exp = m[M_EXPERTS]
+    cdef double log_keep = m[M_LOG_KEEP]
+    cdef double touched_pre = 0.0
+    cdef double touched_dec = 0.0
+    cdef double kv_frac, inv_chips, inv_tp, inv_pp, weight_bytes, ctx_max, kv_seq, mb
+    cdef double wread_unit, kv_tok_bytes, act_tok_bytes, n_pre, tri, win_keys, flops_pre
+    cdef double t_comp, t_mem, t_net, ttft, cf, a1, b1, g1, a2, b2, g2, kvb
+    cdef double lo, hi, h1, l2, s_max, s_comp, s_mem, cc, kw, tc, tm
+    cdef double n_steps, t_net_d, decode_total, e2e, tokens, inv_tokens, tok_s, n_chips, nan
     cdef long long max_b
     cdef bint fits
+    cdef i8 bound_pre, bound_dec
 
-    kv_frac = 1.0 / fmin(tp, mt[mi, M_KV_SPLIT])
+    # memory per chip
+    kv_frac = 1.0 / _min(tp, m[M_KV_SPLIT])
     inv_chips = 1.0 / (tp * pp)
-    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb / (tp * pp)
+    inv_tp = pp * inv_chips
+    inv_pp = tp * inv_chips
+    weight_bytes = m[M_PARAMS_RESIDENT] * wb * inv_chips
     ctx_max = P + N
-    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * fmin(ctx_max, w)) / pp
-    room = ct[ci, C_USABLE_BYTES] - weight_bytes
-    mb = 0.0
-    if room >= 0.0:
-        mb = fmin(floor(room / kv_seq), 4611686018427387904.0)
+    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * _min(ctx_max, w)) * inv_pp
+    mb = _min(floor(_max(c[C_USABLE_BYTES] - weight_bytes, 0.0) / kv_seq), 4611686018427387904.0)
     max_b = <long long>mb
-    out_maxb[o] = max_b
-    out_f[5, o] = weight_bytes
-    out_f[6, o] = B * kv_seq
-    fits = batch[i] <= max_b
-    out_fits[o] = fits
-    if not fits:
-        out_f[0, o] = NAN
-        out_f[1, o] = NAN
-        out_f[2, o] = NAN
-        out_f[3, o] = NAN
-        out_f[4, o] = NAN
-        out_f[7, o] = NAN
-        out_f[8, o] = NAN
-        out_bound[0, o] = BOUND_NONE
-        out_bound[1, o] = BOUND_NONE
-        return
+    fits = B <= mb
 
-    inv_tp = 1.0 / tp
-    wpre = wb * inv_tp
+    # expected routed experts touched by n tokens: E (1 - (1 - k/E)^n)
+    if n_exp > 0.0:
+        touched_pre = -n_exp * expm1(B * P * log_keep)
+        touched_dec = -n_exp * expm1(B * log_keep)
+
+    wread_unit = wb * inv_tp
     kv_tok_bytes = kb * kv_frac * (kv_full + kv_win)
     act_tok_bytes = 2.0 * layers * hidden * ab
 
     # prefill: B x P tokens, causal attention
     n_pre = B * P
-    if P <= w:
-        win_keys = P * (P + 1.0) * 0.5
-    else:
-        win_keys = w * (w + 1.0) * 0.5 + (P - w) * w
-    flops_pre = B * (mt[mi, M_FLOP_LIN] * P + mt[mi, M_FLOP_HEAD]
-                     + mt[mi, M_ATTN_FULL] * P * (P + 1.0) * 0.5 + mt[mi, M_ATTN_WIN] * win_keys)
+    tri = P * (P + 1.0) * 0.5
+    win_keys = tri if P <= w else w * (w + 1.0) * 0.5 + (P - w) * w
+    flops_pre = B * (m[M_FLOP_LIN] * P + m[M_FLOP_HEAD] + m[M_ATTN_FULL] * tri
+                     + m[M_ATTN_WIN] * win_keys)
     t_comp = flops_pre * inv_tp * inv_f
-    w_read = wpre * (mt[mi, M_PARAMS_READ]
-                     + mt[mi, M_PARAMS_EXPERT] * _experts_touched(n_pre, n_exp, k_exp))
-    t_mem = (w_read + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
-    t_net = _network(n_pre, layers, hidden, ab, tp, pp, inv_link, lat)
-    ttft = fmax(t_comp, t_mem) + t_net + ovh
-    out_bound[0, o] = _bound(t_comp, t_mem, t_net)
+    t_mem = (wread_unit * (m[M_PARAMS_READ] + m[M_PARAMS_EXPERT] * touched_pre)
+             + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
+    t_net = _network(n_pre, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
+    ttft = _max(t_comp, t_mem) + t_net + ovh
+    bound_pre = _bound(t_comp, t_mem, t_net)
 
-    # decode: contexts P+1 .. P+N-1
+    # decode: step j = 1..N-1 at context c = P + j; compute(c) = a1 + b1 c + g1 min(c, w),
+    # memory(c) = a2 + b2 c + g2 min(c, w)
     cf = B * inv_tp * inv_f
-    a1 = cf * (mt[mi, M_FLOP_LIN] + mt[mi, M_FLOP_HEAD])
-    b1 = cf * mt[mi, M_ATTN_FULL]
-    g1 = cf * mt[mi, M_ATTN_WIN]
-    w_read = wpre * (mt[mi, M_PARAMS_READ]
-                     + mt[mi, M_PARAMS_EXPERT] * _experts_touched(B, n_exp, k_exp))
-    a2 = (w_read + B * (kv_tok_bytes + act_tok_bytes)) * inv_bw
+    a1 = cf * (m[M_FLOP_LIN] + m[M_FLOP_HEAD])
+    b1 = cf * m[M_ATTN_FULL]
+    g1 = cf * m[M_ATTN_WIN]
+    a2 = (wread_unit * (m[M_PARAMS_READ] + m[M_PARAMS_EXPERT] * touched_dec)
+          + B * (kv_tok_bytes + act_tok_bytes)) * inv_bw
     kvb = B * kb * kv_frac * inv_bw
     b2 = kvb * kv_full
     g2 = kvb * kv_win
     lo = P + 1.0
     hi = P + N - 1.0
-    h1 = fmin(hi, w)
-    l2 = fmax(lo, w + 1.0)
+    h1 = _min(hi, w)
+    l2 = _max(lo, w + 1.0)
     if loop_decode:
         s_max = 0.0
         s_comp = 0.0
         s_mem = 0.0
-        c = lo
-        while c <= hi:
-            kw = fmin(c, w)
-            tc = a1 + b1 * c + g1 * kw
-            tm = a2 + b2 * c + g2 * kw
-            s_max += fmax(tc, tm)
+        cc = lo
+        while cc <= hi:
+            kw = _min(cc, w)
+            tc = a1 + b1 * cc + g1 * kw
+            tm = a2 + b2 * cc + g2 * kw
+            s_max += _max(tc, tm)
             s_comp += tc
             s_mem += tm
-            c += 1.0
+            cc += 1.0
     else:
         s_max = (_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1)
                  + _sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi))
         s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
         s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
     n_steps = N - 1.0
-    t_net_d = _network(B, layers, hidden, ab, tp, pp, inv_link, lat)
+    t_net_d = _network(B, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
     decode_total = s_max + n_steps * (t_net_d + ovh)
+    bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
     e2e = ttft + decode_total
     tokens = B * N
+    inv_tokens = 1.0 / tokens
     tok_s = tokens / e2e
     n_chips = tp * pp
-    out_f[0, o] = ttft
-    out_f[1, o] = decode_total / n_steps if n_steps > 0.0 else NAN
-    out_f[2, o] = e2e
-    out_f[3, o] = tok_s
-    out_f[4, o] = tok_s * inv_chips
-    out_f[7, o] = ct[ci, C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
-    out_f[8, o] = ct[ci, C_TDP_W] * n_chips * e2e / tokens
-    if n_steps > 0.0:
-        out_bound[1, o] = _bound(s_comp, s_mem, n_steps * t_net_d)
-    else:
-        out_bound[1, o] = BOUND_NONE
+    nan = NAN
+
+    omb[o] = max_b
+    ofits[o] = fits
+    of[5 * ostride + o] = weight_bytes
+    of[6 * ostride + o] = B * kv_seq
+    of[o] = ttft if fits else nan
+    of[ostride + o] = (decode_total / n_steps if n_steps > 0.0 else nan) if fits else nan
+    of[2 * ostride + o] = e2e if fits else nan
+    of[3 * ostride + o] = tok_s if fits else nan
+    of[4 * ostride + o] = tok_s * inv_chips if fits else nan
+    of[7 * ostride + o] = (c[C_HOURLY_USD] * n_chips * e2e * inv_tokens * (1e6 / 3600.0)
+                           if fits else nan)
+    of[8 * ostride + o] = c[C_TDP_W] * n_chips * e2e * inv_tokens if fits else nan
+    ob[o] = bound_pre if fits else BOUND_NONE
+    ob[ostride + o] = bound_dec if fits else BOUND_NONE
+
+
+cdef inline void _check_tables(const double[:, ::1] mt, const double[:, ::1] ct,
+                               const double[::1] db) except *:
+    if mt.shape[1] != N_MODEL_COLS or ct.shape[1] != N_CHIP_COLS or db.shape[0] != N_DTYPE_CODES:
+        raise ValueError("model/chip/dtype tables do not match the kernel layout")
+
+
+cdef inline void _check_out(double[:, ::1] out_f, i8[:, ::1] out_bound,
+                            unsigned char[::1] out_fits, long long[::1] out_maxb,
+                            Py_ssize_t need) except *:
+    cdef Py_ssize_t m = out_fits.shape[0]
+    if out_f.shape[0] != N_FLOAT_OUT or out_f.shape[1] != m or out_bound.shape[0] != 2 \
+            or out_bound.shape[1] != m or out_maxb.shape[0] != m:
+        raise ValueError(f"out_f must have shape ({N_FLOAT_OUT}, m), out_bound (2, m), "
+                         f"out_fits and out_maxb (m,), with one m")
+    if m < need:
+        raise ValueError(f"out_f must have shape ({N_FLOAT_OUT}, >= {need}), got "
+                         f"({out_f.shape[0]}, {out_f.shape[1]})")
 
 
 def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1] db,
@@ -292,10 +314,9 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
              bint loop_decode=False, Py_ssize_t out_offset=0):
     """Per-point roofline outputs into the ``out_*`` buffers (see engine.core.reference).
 
-    Point ``i`` is written to column ``out_offset + i`` of the outputs, so a
-    large grid can be evaluated chunk by chunk into one set of buffers. Index
+    Point ``i`` is written to column ``out_offset + i`` of the outputs. Index
     ranges must already be checked (``engine.core.dispatch`` does); lengths
-    are checked here.
+    and shapes are checked here.
     """
     cdef Py_ssize_t n = model_idx.shape[0]
     cdef Py_ssize_t i
@@ -307,24 +328,117 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
             raise ValueError(f"{name} must have length {n}, got {length}")
     if out_offset < 0:
         raise ValueError(f"out_offset must be >= 0, got {out_offset}")
-    cdef Py_ssize_t need = out_offset + n
-    if out_f.shape[0] != N_FLOAT_OUT or out_f.shape[1] < need:
-        raise ValueError(f"out_f must have shape ({N_FLOAT_OUT}, >= {need}), got "
-                         f"({out_f.shape[0]}, {out_f.shape[1]})")
-    if out_bound.shape[0] != 2 or out_bound.shape[1] < need:
-        raise ValueError(f"out_bound must have shape (2, >= {need}), got "
-                         f"({out_bound.shape[0]}, {out_bound.shape[1]})")
-    if out_fits.shape[0] < need or out_maxb.shape[0] < need:
-        raise ValueError(f"out_fits and out_maxb must have length >= {need}")
-    if mt.shape[1] != N_MODEL_COLS or ct.shape[1] != N_CHIP_COLS or db.shape[0] != N_DTYPE_CODES:
-        raise ValueError("model/chip/dtype tables do not match the kernel layout")
+    _check_tables(mt, ct, db)
+    _check_out(out_f, out_bound, out_fits, out_maxb, out_offset + n)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if n == 0:
+        return
+    cdef const double* mp = &mt[0, 0]
+    cdef const double* cp = &ct[0, 0]
+    cdef const double* dp = &db[0]
+    cdef double* of = &out_f[0, 0]
+    cdef i8* ob = &out_bound[0, 0]
+    cdef Py_ssize_t ostride = out_f.shape[1]
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="static"):
-            _point(i, mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb,
-                   i + out_offset)
+            _eval(mp + model_idx[i] * N_MODEL_COLS, cp + chip_idx[i] * N_CHIP_COLS, dp,
+                  tp[i], pp[i], batch[i], prompt[i], output[i], w_dt[i], kv_dt[i], act_dt[i],
+                  loop_decode, of, ostride, ob, &out_fits[0], &out_maxb[0], i + out_offset)
+
+
+cdef struct Grid:
+    const int* model
+    const int* chip
+    const int* tp
+    const int* pp
+    const int* batch
+    const int* prompt
+    const int* output
+    const i8* w
+    const i8* kv
+    const i8* act
+    Py_ssize_t size[10]
+
+
+cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const double* dp,
+                      Py_ssize_t f0, Py_ssize_t f1, bint loop_decode, double* of,
+                      Py_ssize_t ostride, i8* ob, unsigned char* ofits,
+                      long long* omb) noexcept nogil:
+    """Points f0..f1-1 of the grid (C order), walking the coordinates like an odometer."""
+    cdef Py_ssize_t idx[10]
+    cdef Py_ssize_t r = f0
+    cdef Py_ssize_t f
+    cdef int a
+    for a in range(N_GRID_AXES - 1, -1, -1):
+        idx[a] = r % g.size[a]
+        r = r // g.size[a]
+    for f in range(f0, f1):
+        _eval(mp + g.model[idx[0]] * N_MODEL_COLS, cp + g.chip[idx[1]] * N_CHIP_COLS, dp,
+              g.tp[idx[2]], g.pp[idx[3]], g.batch[idx[4]], g.prompt[idx[5]], g.output[idx[6]],
+              g.w[idx[7]], g.kv[idx[8]], g.act[idx[9]], loop_decode, of, ostride, ob, ofits,
+              omb, f)
+        a = N_GRID_AXES - 1
+        idx[a] += 1
+        while idx[a] == g.size[a] and a > 0:
+            idx[a] = 0
+            a -= 1
+            idx[a] += 1
+
+
+def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1] db,
+                  const int[::1] model_idx, const int[::1] chip_idx, const int[::1] tp,
+                  const int[::1] pp, const int[::1] batch, const int[::1] prompt,
+                  const int[::1] output, const i8[::1] w_dt, const i8[::1] kv_dt,
+                  const i8[::1] act_dt, double[:, ::1] out_f, i8[:, ::1] out_bound,
+                  unsigned char[::1] out_fits, long long[::1] out_maxb, int n_threads=1,
+                  bint loop_decode=False):
+    """Every point of the Cartesian grid of the axis value arrays (C order, last fastest).
+
+    Point ``f`` of the flattened grid goes to column ``f`` of the outputs,
+    which must be sized for the whole grid. Axis values must already be
+    checked (``engine.core.dispatch.roofline_grid`` does).
+    """
+    cdef Grid g
+    cdef Py_ssize_t total = 1
+    cdef Py_ssize_t b, n_blocks, f0, f1
+    sizes = [model_idx.shape[0], chip_idx.shape[0], tp.shape[0], pp.shape[0], batch.shape[0],
+             prompt.shape[0], output.shape[0], w_dt.shape[0], kv_dt.shape[0], act_dt.shape[0]]
+    for k, s in enumerate(sizes):
+        if s < 1:
+            raise ValueError(f"grid axis {k} must have at least one value")
+        g.size[k] = s
+        total *= s
+    _check_tables(mt, ct, db)
+    _check_out(out_f, out_bound, out_fits, out_maxb, total)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    g.model = &model_idx[0]
+    g.chip = &chip_idx[0]
+    g.tp = &tp[0]
+    g.pp = &pp[0]
+    g.batch = &batch[0]
+    g.prompt = &prompt[0]
+    g.output = &output[0]
+    g.w = &w_dt[0]
+    g.kv = &kv_dt[0]
+    g.act = &act_dt[0]
+    cdef const double* mp = &mt[0, 0]
+    cdef const double* cp = &ct[0, 0]
+    cdef const double* dp = &db[0]
+    cdef double* of = &out_f[0, 0]
+    cdef i8* ob = &out_bound[0, 0]
+    cdef unsigned char* ofits = &out_fits[0]
+    cdef long long* omb = &out_maxb[0]
+    cdef Py_ssize_t ostride = out_f.shape[1]
+    n_blocks = (total + GRID_BLOCK - 1) // GRID_BLOCK
+    with nogil:
+        for b in prange(n_blocks, num_threads=n_threads, schedule="static"):
+            f0 = b * GRID_BLOCK
+            f1 = f0 + GRID_BLOCK
+            if f1 > total:
+                f1 = total
+            _grid_block(&g, mp, cp, dp, f0, f1, loop_decode, of, ostride, ob, ofits, omb)
 
 
 def stream_pass(const int[::1] model_idx, const int[::1] chip_idx, const int[::1] tp,
@@ -341,13 +455,10 @@ def stream_pass(const int[::1] model_idx, const int[::1] chip_idx, const int[::1
     cdef Py_ssize_t i, r
     cdef double s
     lengths = [chip_idx.shape[0], tp.shape[0], pp.shape[0], batch.shape[0], prompt.shape[0],
-               output.shape[0], w_dt.shape[0], kv_dt.shape[0], act_dt.shape[0],
-               out_fits.shape[0], out_maxb.shape[0]]
+               output.shape[0], w_dt.shape[0], kv_dt.shape[0], act_dt.shape[0]]
     if any(length != n for length in lengths):
         raise ValueError("all arrays must have the same length")
-    if out_f.shape[0] != N_FLOAT_OUT or out_f.shape[1] != n or out_bound.shape[1] != n \
-            or out_bound.shape[0] != 2:
-        raise ValueError("output blocks do not match the kernel layout")
+    _check_out(out_f, out_bound, out_fits, out_maxb, n)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     with nogil:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.core import dispatch
 from engine.core import layout as L
 from engine.core.reference import decode_profile_reference, roofline_reference
-from engine.dtypes import bytes_table
+from engine.dtypes import DTYPES, bytes_table
 from engine.tables import build_tables
 
-from .strategies import scenario_set
+from .strategies import chips, models, scenario_set, valid_tps
 
 COMPILED = [b for b in ("cython", "numba") if b in dispatch.available_backends()]
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -84,6 +85,56 @@ def test_closed_form_equals_physics_written_per_token(data):
         np.testing.assert_allclose(steps.mean(), out_f[L.O_TPOT, i], rtol=1e-12)
 
 
+@st.composite
+def grid_set(draw):
+    """A few models and chips and small value lists for every grid axis."""
+    ms = draw(st.lists(models(), min_size=1, max_size=2))
+    cs = draw(st.lists(chips(), min_size=1, max_size=2))
+    tps = sorted(set.intersection(*(set(valid_tps(m)) for m in ms)))
+    pick = lambda xs, k=3: draw(st.lists(st.sampled_from(xs), min_size=1, max_size=k,  # noqa: E731
+                                         unique=True))
+    acts = sorted(set.intersection(*(set(c.supported_compute_dtypes()) for c in cs)))
+    axes = dict(
+        model_idx=np.arange(len(ms), dtype=np.int32), chip_idx=np.arange(len(cs), dtype=np.int32),
+        tp=np.asarray(pick(tps), np.int32),
+        pp=np.asarray(pick(list(range(1, min(m.n_layers for m in ms) + 1))[:4], 2), np.int32),
+        batch=np.asarray(draw(st.lists(st.integers(1, 1024), min_size=1, max_size=3)), np.int32),
+        prompt=np.asarray(draw(st.lists(st.integers(1, 32768), min_size=1, max_size=3)), np.int32),
+        output=np.asarray(draw(st.lists(st.integers(1, 4096), min_size=1, max_size=3)), np.int32),
+        w_dt=np.asarray([DTYPES[d][0] for d in pick(list(DTYPES), 2)], np.int8),
+        kv_dt=np.asarray([DTYPES[d][0] for d in pick(list(DTYPES), 2)], np.int8),
+        act_dt=np.asarray([DTYPES[d][0] for d in pick(acts, 2)], np.int8))
+    return ms, cs, axes
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("threads", [1, 2])
+@SETTINGS
+@given(data=grid_set())
+def test_grid_kernel_equals_reference_on_expanded_grid(backend, threads, data):
+    ms, cs, axes = data
+    mt, ct = build_tables(ms, cs)
+    mesh = np.meshgrid(*(axes[k] for k in L.GRID_AXES), indexing="ij")
+    arrays = {k: np.ascontiguousarray(m.ravel()) for k, m in zip(L.GRID_AXES, mesh)}
+    ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
+    got = dispatch.roofline_grid(mt, ct, bytes_table(), axes, backend=backend, n_threads=threads)
+    _assert_same(got, ref)
+
+
+def test_grid_axes_are_validated():
+    mt, ct, arrays = _valid_inputs()
+    axes = {k: arrays[k][:1].copy() for k in L.GRID_AXES}
+    axes["chip_idx"] = np.array([0, 3], np.int32)
+    with pytest.raises(ValueError, match="chip_idx values must be in \\[0, 0\\], got \\[0, 3\\]"):
+        dispatch.roofline_grid(mt, ct, bytes_table(), axes)
+    axes["chip_idx"] = np.array([], np.int32)
+    with pytest.raises(ValueError, match="grid axis chip_idx must have at least one value"):
+        dispatch.roofline_grid(mt, ct, bytes_table(), axes)
+    axes["chip_idx"] = np.array([0], np.int64)
+    with pytest.raises(TypeError, match="chip_idx must have dtype int32"):
+        dispatch.roofline_grid(mt, ct, bytes_table(), axes)
+
+
 @pytest.mark.parametrize("backend", COMPILED + ["numpy"])
 def test_result_independent_of_chunking_and_threads(backend):
     import engine
@@ -129,7 +180,7 @@ def test_low_level_bad_arrays_raise_clear_errors(backend, field, bad, match):
 
 def test_low_level_bad_tables_and_buffers():
     mt, ct, arrays = _valid_inputs()
-    with pytest.raises(ValueError, match="model_table must have 15 columns"):
+    with pytest.raises(ValueError, match=f"model_table must have {L.N_MODEL_COLS} columns"):
         dispatch.roofline(mt[:, :3].copy(), ct, bytes_table(), **arrays)
     with pytest.raises(ValueError, match="C-contiguous"):
         dispatch.roofline(np.asfortranarray(np.vstack([mt, mt])), ct, bytes_table(), **arrays)

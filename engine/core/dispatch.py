@@ -224,6 +224,74 @@ def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, p
     return out
 
 
+def roofline_grid(model_table, chip_table, dtype_bytes, axes: dict, *, backend=None,
+                  n_threads=None, out=None, loop_decode=False, chunk_size=1 << 21) -> KernelOutput:
+    """Evaluate every point of the Cartesian grid of ``axes`` (C order, last axis fastest).
+
+    Parameters
+    ----------
+    axes : dict
+        Value arrays for each of ``layout.GRID_AXES`` (int32; int8 for the
+        dtype codes); ``model_idx``/``chip_idx`` values are table rows.
+    out : KernelOutput or None
+        Buffers sized for the whole grid (allocated when omitted).
+    chunk_size : int
+        Points per call of the NumPy reference (the compiled backends walk
+        the grid directly and never materialise its input columns).
+
+    Returns
+    -------
+    KernelOutput
+        Point ``f`` of the flattened grid in column ``f``.
+    """
+    for name in L.GRID_AXES:
+        if name not in axes:
+            raise ValueError(f"missing grid axis {name!r}")
+        _check_array(name, axes[name], np.int32 if name in _INT_INPUTS else np.int8)
+        if axes[name].shape[0] < 1:
+            raise ValueError(f"grid axis {name} must have at least one value")
+    validate_kernel_inputs(model_table, chip_table, dtype_bytes,
+                           {k: np.zeros(1, v.dtype) for k, v in axes.items()}, check_ranges=False)
+    bounds = {"model_idx": (0, model_table.shape[0] - 1), "chip_idx": (0, chip_table.shape[0] - 1),
+              "w_dt": (0, L.N_DTYPE_CODES - 1), "kv_dt": (0, L.N_DTYPE_CODES - 1),
+              "act_dt": (0, L.N_DTYPE_CODES - 1)}
+    for name in L.GRID_AXES:
+        lo, hi = bounds.get(name, (1, None))
+        a = axes[name]
+        if int(a.min()) < lo or (hi is not None and int(a.max()) > hi):
+            rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+            raise ValueError(f"{name} values must be in {rng}, got {a.tolist()}")
+    shape = [axes[name].shape[0] for name in L.GRID_AXES]
+    total = int(np.prod(shape, dtype=np.int64))
+    name = resolve_backend(backend)
+    threads = default_threads() if n_threads is None else int(n_threads)
+    if threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if out is None:
+        out = KernelOutput.empty(total)
+    else:
+        _check_out(out, total, 0)
+    vals = [axes[k] for k in L.GRID_AXES]
+    if name == "cython":
+        _cython_module().roofline_grid(model_table, chip_table, dtype_bytes, *vals, out.out_f,
+                                       out.out_bound, out.fits.view(np.uint8), out.max_batch,
+                                       n_threads=threads, loop_decode=bool(loop_decode))
+    elif name == "numba":
+        _numba_module().roofline_grid(model_table, chip_table, dtype_bytes, *vals, out.out_f,
+                                      out.out_bound, out.fits, out.max_batch, n_threads=threads,
+                                      loop_decode=bool(loop_decode))
+    else:
+        from .grid import axis_block, inner_sizes
+        inner = inner_sizes(shape)
+        for start in range(0, total, int(chunk_size)):
+            stop = min(start + int(chunk_size), total)
+            arrays = {k: axis_block(axes[k], inner[j], start, stop)
+                      for j, k in enumerate(L.GRID_AXES)}
+            roofline(model_table, chip_table, dtype_bytes, **arrays, backend="numpy", out=out,
+                     out_offset=start, loop_decode=loop_decode, check_ranges=False)
+    return out
+
+
 def stream_pass(arrays: dict, out: KernelOutput, n_threads: int = 1) -> None:
     """Read every kernel input and write every output once (the bandwidth limit)."""
     mod = _cython_module()

@@ -24,6 +24,8 @@ M_PARAMS_READ      parameters read per forward pass except routed experts and
 M_PARAMS_EXPERT    one routed expert summed over the MoE layers [parameter]
 M_EXPERTS          routed experts E (0 = dense)
 M_EXPERTS_ACTIVE   experts per token k
+M_LOG_KEEP         log1p(-k/E): log of the chance one routing draw misses a
+                   given expert (0 when dense; -inf when k = E)
 =================  ==========================================================
 
 Chip table, one row per chip, float64, *effective* rates (efficiency folded in):
@@ -63,7 +65,8 @@ M_PARAMS_READ = 11
 M_PARAMS_EXPERT = 12
 M_EXPERTS = 13
 M_EXPERTS_ACTIVE = 14
-N_MODEL_COLS = 15
+M_LOG_KEEP = 15
+N_MODEL_COLS = 16
 
 # chip table
 C_INV_FLOPS = 0  # + dtype code, 7 columns
@@ -105,6 +108,12 @@ BOUND_MEMORY = 1
 BOUND_NETWORK = 2
 BOUND_NAMES = {BOUND_NONE: "none", BOUND_COMPUTE: "compute", BOUND_MEMORY: "memory",
                BOUND_NETWORK: "network"}
+
+
+#: grid axes in C order (the last varies fastest), as the grid kernels take them
+GRID_AXES = ("model_idx", "chip_idx", "tp", "pp", "batch", "prompt", "output", "w_dt", "kv_dt",
+             "act_dt")
+N_GRID_AXES = 10
 
 
 def as_dict() -> dict:

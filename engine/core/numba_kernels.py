@@ -1,8 +1,10 @@
 """numba backend: the roofline kernel compiled with ``@njit(parallel=True)``.
 
 Design: one scalar function per formula (``_series``, ``_sum_max_affine``,
-``_experts_touched``, ``_allreduce``...), one ``prange`` loop over points in
-:func:`_roofline_loop`. Formulas and conventions are documented in
+``_network``, ``_bound``) and one scalar point function ``_eval``, called by a
+``prange`` loop over struct-of-arrays points (:func:`_roofline_loop`) and by
+a grid loop that walks contiguous blocks of a Cartesian grid with an odometer
+(:func:`_roofline_grid`), so a sweep never materialises its inputs. Formulas and conventions are documented in
 :mod:`engine.core.reference`, which is the oracle these are tested against.
 Inputs are trusted: :mod:`engine.core.dispatch` validates dtypes, shapes and
 index ranges before calling.
@@ -25,7 +27,7 @@ M_ATTN_FULL, M_ATTN_WIN, M_WINDOW = L.M_ATTN_FULL, L.M_ATTN_WIN, L.M_WINDOW
 M_KV_FULL, M_KV_WIN, M_KV_SPLIT = L.M_KV_FULL, L.M_KV_WIN, L.M_KV_SPLIT
 M_PARAMS_RESIDENT, M_PARAMS_READ, M_PARAMS_EXPERT = (L.M_PARAMS_RESIDENT, L.M_PARAMS_READ,
                                                      L.M_PARAMS_EXPERT)
-M_EXPERTS, M_EXPERTS_ACTIVE = L.M_EXPERTS, L.M_EXPERTS_ACTIVE
+M_EXPERTS, M_EXPERTS_ACTIVE, M_LOG_KEEP = L.M_EXPERTS, L.M_EXPERTS_ACTIVE, L.M_LOG_KEEP
 C_INV_FLOPS, C_USABLE_BYTES, C_INV_MEM_BW, C_INV_LINK_BW = (L.C_INV_FLOPS, L.C_USABLE_BYTES,
                                                             L.C_INV_MEM_BW, L.C_INV_LINK_BW)
 C_LINK_LATENCY, C_STEP_OVERHEAD, C_HOURLY_USD, C_TDP_W = (L.C_LINK_LATENCY, L.C_STEP_OVERHEAD,
@@ -37,65 +39,50 @@ NAN = math.nan
 
 @njit(inline="always", **_OPTS)
 def _series(a, b, lo, hi):
-    n = hi - lo + 1.0
-    if n <= 0.0:
-        return 0.0
+    """Sum of a + b c over integers c in [lo, hi] (0 when hi < lo)."""
+    n = max(hi - lo + 1.0, 0.0)
     return n * a + b * (lo + hi) * n * 0.5
 
 
 @njit(inline="always", **_OPTS)
 def _sum_max_affine(a1, b1, a2, b2, lo, hi):
-    if hi < lo:
-        return 0.0
-    if b1 == b2:
-        return _series(max(a1, a2), b1, lo, hi)
-    cstar = (a2 - a1) / (b1 - b2)
-    if b1 > b2:
-        k = min(max(np.ceil(cstar), lo), hi + 1.0)
-        return _series(a2, b2, lo, k - 1.0) + _series(a1, b1, k, hi)
-    k = max(min(np.floor(cstar), hi), lo - 1.0)
-    return _series(a1, b1, lo, k) + _series(a2, b2, k + 1.0, hi)
+    """Exact sum over integer c in [lo, hi] of max(a1 + b1 c, a2 + b2 c) (see reference)."""
+    d = b1 - b2
+    if d == 0.0:
+        m = lo
+    else:
+        m = min(max(np.floor((a2 - a1) / d) + 1.0, lo), hi + 1.0)
+    up1 = d > 0.0 or (d == 0.0 and a1 >= a2)
+    au = a1 if up1 else a2
+    bu = b1 if up1 else b2
+    al = a2 if up1 else a1
+    bl = b2 if up1 else b1
+    return _series(al, bl, lo, m - 1.0) + _series(au, bu, m, hi)
 
 
 @njit(inline="always", **_OPTS)
-def _experts_touched(n_tok, n_exp, k):
-    if n_exp <= 0.0:
-        return 0.0
-    return -n_exp * math.expm1(n_tok * math.log1p(-k / n_exp))
-
-
-@njit(inline="always", **_OPTS)
-def _network(n_tok, layers, hidden, ab, tp, pp, inv_link, lat):
+def _network(n_tok, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat):
+    """Two ring all-reduces per layer plus pp-1 stage hand-offs [s]."""
     msg = n_tok * hidden * ab
-    t = 0.0
-    if tp > 1.0:
-        t += 2.0 * layers * (2.0 * (tp - 1.0) / tp * msg * inv_link + 2.0 * (tp - 1.0) * lat)
-    if pp > 1.0:
-        t += (pp - 1.0) * (msg * inv_link + lat)
-    return t
+    ar = 2.0 * layers * (2.0 * (tp - 1.0) * inv_tp * msg * inv_link + 2.0 * (tp - 1.0) * lat)
+    p2p = (pp - 1.0) * (msg * inv_link + lat)
+    return (ar if tp > 1.0 else 0.0) + (p2p if pp > 1.0 else 0.0)
 
 
 @njit(inline="always", **_OPTS)
 def _bound(t_comp, t_mem, t_net):
-    if t_net > max(t_comp, t_mem):
-        return BOUND_NETWORK
-    return BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
+    code = BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
+    return BOUND_NETWORK if t_net > max(t_comp, t_mem) else code
 
 
-@njit(**_OPTS)
-def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output,
-           w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
-    mi = model_idx[i]
-    ci = chip_idx[i]
-    tp = float(tp_a[i])
-    pp = float(pp_a[i])
-    B = float(batch[i])
-    P = float(prompt[i])
-    N = float(output[i])
-    wb = db[w_dt[i]]
-    kb = db[kv_dt[i]]
-    ab = db[act_dt[i]]
-    inv_f = ct[ci, C_INV_FLOPS + act_dt[i]]
+@njit(inline="always", **_OPTS)
+def _eval(mt, mi, ct, ci, db, tp, pp, B, P, N, wd, kd, ad, loop_decode,
+          out_f, out_bound, out_fits, out_maxb, o):
+    """Every output of one point into column ``o`` (same formulas as the Cython twin)."""
+    wb = db[wd]
+    kb = db[kd]
+    ab = db[ad]
+    inv_f = ct[ci, C_INV_FLOPS + ad]
     inv_bw = ct[ci, C_INV_MEM_BW]
     inv_link = ct[ci, C_INV_LINK_BW]
     lat = ct[ci, C_LINK_LATENCY]
@@ -106,65 +93,49 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
     kv_full = mt[mi, M_KV_FULL]
     kv_win = mt[mi, M_KV_WIN]
     n_exp = mt[mi, M_EXPERTS]
-    k_exp = mt[mi, M_EXPERTS_ACTIVE]
+    log_keep = mt[mi, M_LOG_KEEP]
 
     # memory per chip
     kv_frac = 1.0 / min(tp, mt[mi, M_KV_SPLIT])
     inv_chips = 1.0 / (tp * pp)
-    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb / (tp * pp)
+    inv_tp = pp * inv_chips
+    inv_pp = tp * inv_chips
+    weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb * inv_chips
     ctx_max = P + N
-    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * min(ctx_max, w)) / pp
-    room = ct[ci, C_USABLE_BYTES] - weight_bytes
-    mb = 0.0
-    if room >= 0.0:
-        mb = min(np.floor(room / kv_seq), 4611686018427387904.0)
-    max_b = np.int64(mb)
-    out_maxb[o] = max_b
-    out_f[5, o] = weight_bytes
-    out_f[6, o] = B * kv_seq
-    fits = batch[i] <= max_b
-    out_fits[o] = fits
-    if not fits:
-        out_f[0, o] = NAN
-        out_f[1, o] = NAN
-        out_f[2, o] = NAN
-        out_f[3, o] = NAN
-        out_f[4, o] = NAN
-        out_f[7, o] = NAN
-        out_f[8, o] = NAN
-        out_bound[0, o] = BOUND_NONE
-        out_bound[1, o] = BOUND_NONE
-        return
+    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * min(ctx_max, w)) * inv_pp
+    mb = min(np.floor(max(ct[ci, C_USABLE_BYTES] - weight_bytes, 0.0) / kv_seq),
+             4611686018427387904.0)
+    fits = B <= mb
 
-    inv_tp = 1.0 / tp
-    wpre = wb * inv_tp
+    touched_pre = 0.0
+    touched_dec = 0.0
+    if n_exp > 0.0:
+        touched_pre = -n_exp * math.expm1(B * P * log_keep)
+        touched_dec = -n_exp * math.expm1(B * log_keep)
+    wread_unit = wb * inv_tp
     kv_tok_bytes = kb * kv_frac * (kv_full + kv_win)
     act_tok_bytes = 2.0 * layers * hidden * ab
 
     # prefill
     n_pre = B * P
-    if P <= w:
-        win_keys = P * (P + 1.0) * 0.5
-    else:
-        win_keys = w * (w + 1.0) * 0.5 + (P - w) * w
-    flops_pre = B * (mt[mi, M_FLOP_LIN] * P + mt[mi, M_FLOP_HEAD]
-                     + mt[mi, M_ATTN_FULL] * P * (P + 1.0) * 0.5 + mt[mi, M_ATTN_WIN] * win_keys)
+    tri = P * (P + 1.0) * 0.5
+    win_keys = tri if P <= w else w * (w + 1.0) * 0.5 + (P - w) * w
+    flops_pre = B * (mt[mi, M_FLOP_LIN] * P + mt[mi, M_FLOP_HEAD] + mt[mi, M_ATTN_FULL] * tri
+                     + mt[mi, M_ATTN_WIN] * win_keys)
     t_comp = flops_pre * inv_tp * inv_f
-    w_read = wpre * (mt[mi, M_PARAMS_READ]
-                     + mt[mi, M_PARAMS_EXPERT] * _experts_touched(n_pre, n_exp, k_exp))
-    t_mem = (w_read + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
-    t_net = _network(n_pre, layers, hidden, ab, tp, pp, inv_link, lat)
+    t_mem = (wread_unit * (mt[mi, M_PARAMS_READ] + mt[mi, M_PARAMS_EXPERT] * touched_pre)
+             + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
+    t_net = _network(n_pre, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
     ttft = max(t_comp, t_mem) + t_net + ovh
-    out_bound[0, o] = _bound(t_comp, t_mem, t_net)
+    bound_pre = _bound(t_comp, t_mem, t_net)
 
-    # decode: contexts P+1 .. P+N-1
+    # decode
     cf = B * inv_tp * inv_f
     a1 = cf * (mt[mi, M_FLOP_LIN] + mt[mi, M_FLOP_HEAD])
     b1 = cf * mt[mi, M_ATTN_FULL]
     g1 = cf * mt[mi, M_ATTN_WIN]
-    w_read = wpre * (mt[mi, M_PARAMS_READ]
-                     + mt[mi, M_PARAMS_EXPERT] * _experts_touched(B, n_exp, k_exp))
-    a2 = (w_read + B * (kv_tok_bytes + act_tok_bytes)) * inv_bw
+    a2 = (wread_unit * (mt[mi, M_PARAMS_READ] + mt[mi, M_PARAMS_EXPERT] * touched_dec)
+          + B * (kv_tok_bytes + act_tok_bytes)) * inv_bw
     kvb = B * kb * kv_frac * inv_bw
     b2 = kvb * kv_full
     g2 = kvb * kv_win
@@ -191,49 +162,101 @@ def _point(i, mt, ct, db, model_idx, chip_idx, tp_a, pp_a, batch, prompt, output
         s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
         s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
     n_steps = N - 1.0
-    t_net_d = _network(B, layers, hidden, ab, tp, pp, inv_link, lat)
+    t_net_d = _network(B, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
     decode_total = s_max + n_steps * (t_net_d + ovh)
+    bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
     e2e = ttft + decode_total
     tokens = B * N
+    inv_tokens = 1.0 / tokens
     tok_s = tokens / e2e
     n_chips = tp * pp
-    out_f[0, o] = ttft
-    out_f[1, o] = decode_total / n_steps if n_steps > 0.0 else NAN
-    out_f[2, o] = e2e
-    out_f[3, o] = tok_s
-    out_f[4, o] = tok_s * inv_chips
-    out_f[7, o] = ct[ci, C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
-    out_f[8, o] = ct[ci, C_TDP_W] * n_chips * e2e / tokens
-    if n_steps > 0.0:
-        out_bound[1, o] = _bound(s_comp, s_mem, n_steps * t_net_d)
-    else:
-        out_bound[1, o] = BOUND_NONE
+
+    out_maxb[o] = np.int64(mb)
+    out_fits[o] = fits
+    out_f[5, o] = weight_bytes
+    out_f[6, o] = B * kv_seq
+    out_f[0, o] = ttft if fits else NAN
+    out_f[1, o] = (decode_total / n_steps if n_steps > 0.0 else NAN) if fits else NAN
+    out_f[2, o] = e2e if fits else NAN
+    out_f[3, o] = tok_s if fits else NAN
+    out_f[4, o] = tok_s * inv_chips if fits else NAN
+    out_f[7, o] = ct[ci, C_HOURLY_USD] * n_chips * e2e * inv_tokens * (1e6 / 3600.0) if fits else NAN
+    out_f[8, o] = ct[ci, C_TDP_W] * n_chips * e2e * inv_tokens if fits else NAN
+    out_bound[0, o] = bound_pre if fits else BOUND_NONE
+    out_bound[1, o] = bound_dec if fits else BOUND_NONE
 
 
 @njit(parallel=True, **_OPTS)
 def _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
                    w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, offset):
     for i in prange(model_idx.shape[0]):
-        _point(i, mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-               w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, i + offset)
+        _eval(mt, model_idx[i], ct, chip_idx[i], db, float(tp[i]), float(pp[i]), float(batch[i]),
+              float(prompt[i]), float(output[i]), w_dt[i], kv_dt[i], act_dt[i], loop_decode,
+              out_f, out_bound, out_fits, out_maxb, i + offset)
+
+
+GRID_BLOCK = 4096
+
+
+@njit(parallel=True, **_OPTS)
+def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, output_v,
+                   w_v, kv_v, act_v, loop_decode, out_f, out_bound, out_fits, out_maxb):
+    sizes = np.array([model_v.shape[0], chip_v.shape[0], tp_v.shape[0], pp_v.shape[0],
+                      batch_v.shape[0], prompt_v.shape[0], output_v.shape[0], w_v.shape[0],
+                      kv_v.shape[0], act_v.shape[0]], dtype=np.int64)
+    total = 1
+    for a in range(10):
+        total *= sizes[a]
+    n_blocks = (total + GRID_BLOCK - 1) // GRID_BLOCK
+    for b in prange(n_blocks):
+        f0 = b * GRID_BLOCK
+        f1 = min(f0 + GRID_BLOCK, total)
+        idx = np.empty(10, dtype=np.int64)
+        r = f0
+        for a in range(9, -1, -1):
+            idx[a] = r % sizes[a]
+            r //= sizes[a]
+        for f in range(f0, f1):
+            _eval(mt, model_v[idx[0]], ct, chip_v[idx[1]], db, float(tp_v[idx[2]]),
+                  float(pp_v[idx[3]]), float(batch_v[idx[4]]), float(prompt_v[idx[5]]),
+                  float(output_v[idx[6]]), w_v[idx[7]], kv_v[idx[8]], act_v[idx[9]],
+                  loop_decode, out_f, out_bound, out_fits, out_maxb, f)
+            a = 9
+            idx[a] += 1
+            while idx[a] == sizes[a] and a > 0:
+                idx[a] = 0
+                a -= 1
+                idx[a] += 1
+
+
+def _with_threads(n_threads, fn, *args):
+    n_threads = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
+    prev = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        fn(*args)
+    finally:
+        numba.set_num_threads(prev)
 
 
 def roofline(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
              act_dt, out_f, out_bound, out_fits, out_maxb, n_threads=1, loop_decode=False,
              out_offset=0):
-    """Run the kernel with ``n_threads`` numba threads (arguments already validated).
+    """Run the point kernel with ``n_threads`` numba threads (arguments already validated).
 
     Point ``i`` of the inputs is written to column ``out_offset + i`` of the outputs.
     """
-    n_threads = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
-    prev = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-                       w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound, out_fits,
-                       out_maxb, np.int64(out_offset))
-    finally:
-        numba.set_num_threads(prev)
+    _with_threads(n_threads, _roofline_loop, mt, ct, db, model_idx, chip_idx, tp, pp, batch,
+                  prompt, output, w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound,
+                  out_fits, out_maxb, np.int64(out_offset))
+
+
+def roofline_grid(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
+                  act_dt, out_f, out_bound, out_fits, out_maxb, n_threads=1, loop_decode=False):
+    """Every point of the Cartesian grid of the axis value arrays (C order) into the outputs."""
+    _with_threads(n_threads, _roofline_grid, mt, ct, db, model_idx, chip_idx, tp, pp, batch,
+                  prompt, output, w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound,
+                  out_fits, out_maxb)
 
 
 def max_threads() -> int:

@@ -130,18 +130,19 @@ def roofline_reference(model_table, chip_table, dtype_bytes, model_idx, chip_idx
 
     # --- memory per chip -------------------------------------------------
     kv_frac = 1.0 / np.minimum(tp, m[:, L.M_KV_SPLIT])   # share of a token's KV on one TP rank
-    weight_bytes = m[:, L.M_PARAMS_RESIDENT] * wb / (tp * pp)
+    inv_chips = 1.0 / (tp * pp)
+    inv_tp, inv_pp = pp * inv_chips, tp * inv_chips
+    weight_bytes = m[:, L.M_PARAMS_RESIDENT] * wb * inv_chips
     ctx_max = P + N
-    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * np.minimum(ctx_max, w)) / pp
+    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * np.minimum(ctx_max, w)) * inv_pp
     kv_bytes = B * kv_seq
-    room = c[:, L.C_USABLE_BYTES] - weight_bytes
-    max_batch = np.where(room >= 0.0, np.floor(np.maximum(room, 0.0) / kv_seq), 0.0)
-    max_batch = np.minimum(max_batch, 2.0**62).astype(np.int64)
+    room = np.maximum(c[:, L.C_USABLE_BYTES] - weight_bytes, 0.0)
+    max_batch = np.minimum(np.floor(room / kv_seq), 2.0**62).astype(np.int64)
     fits = B <= max_batch
 
     def weights_read(n_tok):
         touched = experts_touched(n_tok, m[:, L.M_EXPERTS], m[:, L.M_EXPERTS_ACTIVE])
-        return wb / tp * (m[:, L.M_PARAMS_READ] + m[:, L.M_PARAMS_EXPERT] * touched)
+        return wb * inv_tp * (m[:, L.M_PARAMS_READ] + m[:, L.M_PARAMS_EXPERT] * touched)
 
     def net(n_tok):
         return network_time(n_tok, layers, hidden, ab, tp, pp, inv_link, lat)
@@ -151,7 +152,7 @@ def roofline_reference(model_table, chip_table, dtype_bytes, model_idx, chip_idx
     flops_pre = B * (m[:, L.M_FLOP_LIN] * P + m[:, L.M_FLOP_HEAD]
                      + m[:, L.M_ATTN_FULL] * P * (P + 1.0) / 2.0
                      + m[:, L.M_ATTN_WIN] * window_key_sum(P, w))
-    t_comp_pre = flops_pre / tp * inv_f
+    t_comp_pre = flops_pre * inv_tp * inv_f
     bytes_pre = (weights_read(n_pre) + n_pre * kb * kv_frac * (kv_full + kv_win)
                  + 2.0 * layers * n_pre * hidden * ab)
     t_mem_pre = bytes_pre * inv_bw
@@ -227,20 +228,21 @@ def _series(a, b, lo, hi):
 def sum_max_affine(a1, b1, a2, b2, lo, hi):
     """Exact sum over integers c in [lo, hi] of max(a1 + b1 c, a2 + b2 c).
 
-    The two lines cross once at ``c* = (a2 - a1) / (b1 - b2)``; the sum splits
-    there into two arithmetic series: if ``b1 > b2`` line 1 wins for
-    ``c >= ceil(c*)``, if ``b1 < b2`` for ``c <= floor(c*)``.
+    The two lines cross once, at ``c* = (a2 - a1) / (b1 - b2)``. The steeper
+    line wins above the crossover, so contexts ``c < m = floor(c*) + 1``
+    (clamped to [lo, hi + 1]) take the flatter line and the rest the steeper
+    one; at an integer c* both lines are equal. Parallel lines: the higher one
+    everywhere. Each part is an arithmetic series.
     """
     a1, b1, a2, b2, lo, hi = (np.asarray(x, dtype=np.float64) for x in (a1, b1, a2, b2, lo, hi))
+    d = b1 - b2
     with np.errstate(divide="ignore", invalid="ignore"):
-        cstar = (a2 - a1) / (b1 - b2)
-        k_up = np.minimum(np.maximum(np.ceil(cstar), lo), hi + 1.0)
-        s_up = _series(a2, b2, lo, k_up - 1.0) + _series(a1, b1, k_up, hi)
-        k_dn = np.maximum(np.minimum(np.floor(cstar), hi), lo - 1.0)
-        s_dn = _series(a1, b1, lo, k_dn) + _series(a2, b2, k_dn + 1.0, hi)
-    s_eq = _series(np.maximum(a1, a2), b1, lo, hi)
-    out = np.where(b1 == b2, s_eq, np.where(b1 > b2, s_up, s_dn))
-    return np.where(hi < lo, 0.0, out)
+        m = np.minimum(np.maximum(np.floor((a2 - a1) / d) + 1.0, lo), hi + 1.0)
+    m = np.where(d == 0.0, lo, m)
+    line1_above = (d > 0.0) | ((d == 0.0) & (a1 >= a2))
+    a_up, b_up = np.where(line1_above, a1, a2), np.where(line1_above, b1, b2)
+    a_lo, b_lo = np.where(line1_above, a2, a1), np.where(line1_above, b2, b1)
+    return _series(a_lo, b_lo, lo, m - 1.0) + _series(a_up, b_up, m, hi)
 
 
 def decode_sums(a1, b1, g1, a2, b2, g2, w, lo, hi):
