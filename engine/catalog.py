@@ -36,8 +36,9 @@ from .chip import KINDS, Chip
 from .model import Model
 
 __all__ = [
-    "CHIP_FIGURES", "catalog_date", "chips", "get_chip", "get_model", "load_catalog",
-    "models", "read_catalog", "register", "reset_catalog", "use_catalog",
+    "CHIP_FIGURES", "calibration", "catalog_date", "chip_family", "chips", "get_chip",
+    "get_model", "ideal_chip", "load_catalog", "models", "read_catalog", "register",
+    "reset_catalog", "use_calibration", "use_catalog", "CALIBRATED_BY_DEFAULT",
 ]
 
 # ----------------------------------------------------------------- units
@@ -460,8 +461,95 @@ def _unknown_name(kind: str, x, names) -> ValueError:
     return ValueError(f"unknown {kind} {str(x)!r}{hint}")
 
 
-def get_chip(x) -> Chip:
-    """A chip by catalog name (case-insensitive), or a :class:`Chip` returned as is."""
+# ------------------------------------------------------------ calibration
+#: fields the calibration sets; a catalog entry that gives any of them keeps its own values
+_EFFICIENCY_FIELDS = ("compute_efficiency", "memory_efficiency", "network_efficiency",
+                      "step_overhead")
+#: Whether names resolve to calibrated chips when ``get_chip(calibrated=None)``.
+#: False until tests/test_catalog.py (which asserts ideal defaults) is updated;
+#: flip to True to make the fitted factors the default everywhere.
+CALIBRATED_BY_DEFAULT = False
+_calibration_enabled = [CALIBRATED_BY_DEFAULT]
+
+
+@lru_cache(maxsize=None)
+def calibration() -> dict:
+    """The shipped calibration (``engine/data/calibration.toml``), parsed once.
+
+    Returns
+    -------
+    dict
+        ``{"fit_date", "data_sha256", "families": {family: [chip names]},
+        "factors": {family: {"compute_efficiency", "memory_efficiency",
+        "network_efficiency", "step_overhead_us", ...}}, ...}``; an empty
+        ``factors`` table when the file is absent.
+    """
+    ref = resources.files("engine") / "data" / "calibration.toml"
+    if not ref.is_file():
+        return {"families": {}, "factors": {}}
+    doc = tomllib.loads(ref.read_text(encoding="utf-8"))
+    doc.setdefault("families", {})
+    doc.setdefault("factors", {})
+    return doc
+
+
+def chip_family(name: str) -> str | None:
+    """Calibration family of a catalog chip name (``"h100-sxm"`` -> ``"nvidia-hopper"``)."""
+    key = str(name).strip().lower()
+    for fam, members in calibration()["families"].items():
+        if key in members:
+            return fam
+    return None
+
+
+@lru_cache(maxsize=256)
+def _calibrated(chip: Chip) -> Chip:
+    """``chip`` with its family's fitted factors, unless its entry sets any factor itself."""
+    fam = chip_family(chip.name)
+    fac = calibration()["factors"].get(fam) if fam else None
+    if not fac or any(f in chip.sources for f in _EFFICIENCY_FIELDS):
+        return chip
+    src = (f"engine/data/calibration.toml (family '{fam}', fit {calibration().get('fit_date', '')}"
+           f", data sha256 {str(calibration().get('data_sha256', ''))[:12]})")
+    out = chip.with_efficiency(compute=fac["compute_efficiency"], memory=fac["memory_efficiency"],
+                               network=fac["network_efficiency"],
+                               step_overhead=fac["step_overhead_us"] * 1e-6)
+    sources = dict(chip.sources)
+    sources.update({f: src for f in _EFFICIENCY_FIELDS})
+    return dataclasses.replace(out, sources=sources,
+                               estimates=frozenset(chip.estimates | set(_EFFICIENCY_FIELDS)))
+
+
+def ideal_chip(x) -> Chip:
+    """A catalog chip on the ideal roofline (factors 1, no overhead), or a :class:`Chip` as is."""
+    return get_chip(x, calibrated=False)
+
+
+@contextlib.contextmanager
+def use_calibration(enabled: bool):
+    """Inside the block, names resolve to calibrated (True) or ideal (False) built-in chips."""
+    saved = _calibration_enabled[0]
+    _calibration_enabled[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _calibration_enabled[0] = saved
+
+
+def get_chip(x, calibrated: bool | None = None) -> Chip:
+    """A chip by catalog name (case-insensitive), or a :class:`Chip` returned as is.
+
+    Parameters
+    ----------
+    x : str or Chip
+    calibrated : bool or None
+        True: built-in chips of a calibrated family get the fitted efficiency
+        factors of ``engine/data/calibration.toml``; False: the ideal roofline
+        (factors 1, no overhead); None: the setting of :func:`use_calibration`
+        (default :data:`CALIBRATED_BY_DEFAULT`). A built-in entry that sets any
+        efficiency field itself keeps its values; user-catalog entries and
+        :class:`Chip` objects are returned as given.
+    """
     if isinstance(x, Chip):
         return x
     if not isinstance(x, str):
@@ -469,7 +557,11 @@ def get_chip(x) -> Chip:
     table = chips()
     key = x.strip().lower()
     if key in table:
-        return table[key]
+        chip = table[key]
+        use = _calibration_enabled[0] if calibrated is None else bool(calibrated)
+        if use and key not in _user_chips:
+            return _calibrated(chip)
+        return chip
     raise _unknown_name("chip", x, table)
 
 

@@ -1,4 +1,4 @@
-"""The ``infercast`` command line: estimate, sweep, chips, models, config (and forecast).
+"""The ``infercast`` command line: estimate, sweep, chips, models, config, validate (and forecast).
 
 Every user error ends as one line ``infercast: error: ...`` on stderr with exit
 code 2 and no traceback; output files are written atomically.
@@ -78,7 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", default="1")
     p.add_argument("--prompt", default="1024", help="prompt tokens")
     p.add_argument("--output", default="256", help="output tokens")
+    p.add_argument("--max-throughput", action="store_true",
+                   help="choose the batch (within memory) that maximises output tokens/s")
+    p.add_argument("--ttft-max", type=float, default=None, metavar="S",
+                   help="with --max-throughput: time-to-first-token limit [s]")
+    p.add_argument("--tpot-max", type=float, default=None, metavar="S",
+                   help="with --max-throughput: time-per-output-token limit [s]")
+    p.add_argument("--batching", choices=("static", "continuous"), default="static",
+                   help="with --max-throughput: latency model for the limits (docs/validation.md)")
+    eff = p.add_mutually_exclusive_group()
+    eff.add_argument("--ideal", action="store_true",
+                     help="ideal roofline (efficiency factors 1, no per-step overhead)")
+    eff.add_argument("--calibrated", action="store_true",
+                     help="fitted efficiency factors of the chip's family (engine/data/calibration.toml)")
     _add_common(p, plural=False)
+
+    p = sub.add_parser("validate", help="predictions vs measured results (median abs. % error)")
+    p.add_argument("--data", metavar="FILE", default=None,
+                   help="CSV with the columns of measured_calibration.csv (default: the shipped copy)")
+    p.add_argument("--ideal", action="store_true",
+                   help="ideal roofline instead of the calibrated factors")
+    p.add_argument("--worst", type=int, default=10, help="worst rows to list")
+    p.add_argument("--catalog", metavar="FILE", help="extra chips/models (TOML or JSON)")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("sweep", help="a Cartesian grid of scenarios (defaults: the starter catalog)")
     p.add_argument("--models", default=None, help="comma-separated (default: the 6 starter models)")
@@ -123,12 +145,22 @@ def _use_catalog(args):
 
 def cmd_estimate(args) -> int:
     import engine
-    est = engine.estimate(args.model, args.chip, tp=_one_int(args.tp, "tp"),
-                          pp=_one_int(args.pp, "pp"), batch=_one_int(args.batch, "batch"),
-                          prompt_tokens=_one_int(args.prompt, "prompt"),
-                          output_tokens=_one_int(args.output, "output"),
-                          weight_dtype=args.weights, kv_dtype=args.kv, act_dtype=args.act,
-                          backend=args.backend)
+    from . import catalog
+    if not args.max_throughput and (args.ttft_max is not None or args.tpot_max is not None):
+        raise UserError("--ttft-max/--tpot-max need --max-throughput")
+    calibrated = True if args.calibrated else False if args.ideal else None
+    chip = catalog.get_chip(args.chip, calibrated=calibrated)
+    common = dict(tp=_one_int(args.tp, "tp"), pp=_one_int(args.pp, "pp"),
+                  prompt_tokens=_one_int(args.prompt, "prompt"),
+                  output_tokens=_one_int(args.output, "output"),
+                  weight_dtype=args.weights, kv_dtype=args.kv, act_dtype=args.act)
+    if args.max_throughput:
+        est = engine.max_throughput(args.model, chip, ttft_max=args.ttft_max,
+                                    tpot_max=args.tpot_max, batching=args.batching,
+                                    backend=args.backend or "numpy", **common)
+    else:
+        est = engine.estimate(args.model, chip, batch=_one_int(args.batch, "batch"),
+                              backend=args.backend, **common)
     if args.json:
         print(est.to_json(indent=2))
         return 0
@@ -263,6 +295,21 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from . import validate
+    if args.worst < 0:
+        raise UserError(f"worst must be >= 0, got {args.worst}")
+    result = validate.validate(args.data, ideal=args.ideal)
+    if args.json:
+        from .results import _json_value
+        rows = [{k: _json_value(v) for k, v in r.items()} for r in result["rows"]]
+        print(json.dumps({"rows": rows, "median_abs_pct_error": result["median_abs_pct_error"],
+                          "mapped": result["mapped"], "total": result["total"]}, indent=2))
+        return 0
+    print(validate.format_report(result, worst=args.worst))
+    return 0
+
+
 def cmd_config(args) -> int:
     from .config import show_config
     show_config()
@@ -270,7 +317,7 @@ def cmd_config(args) -> int:
 
 
 COMMANDS = {"estimate": cmd_estimate, "sweep": cmd_sweep, "chips": cmd_chips,
-            "models": cmd_models, "config": cmd_config}
+            "models": cmd_models, "config": cmd_config, "validate": cmd_validate}
 
 
 def main(argv=None) -> int:
