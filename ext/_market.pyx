@@ -15,11 +15,11 @@ only checks shapes. The indices repeat ``engine.market.kernels.layout`` and
 import numpy as np
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport exp, log, pow, isfinite
+from libc.math cimport exp, log, pow, sqrt, isfinite
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 
-DEF N_IN = 42
+DEF N_IN = 45
 DEF N_OUT = 18
 DEF N_YP = 6
 
@@ -45,7 +45,8 @@ _INPUT_NAMES = (
     "training_utilisation", "accelerator_price_factor", "useful_life_years", "prior_fleet_growth", "pue",
     "electricity_price_usd_per_kwh", "share_nvidia_start", "share_nvidia_end", "share_amd_start",
     "share_amd_end", "share_hyperscaler_asic_start", "share_hyperscaler_asic_end",
-    "share_inference_startups_start", "share_inference_startups_end")
+    "share_inference_startups_start", "share_inference_startups_end", "spend_ceiling_usd", "software_gain_decay",
+    "price_markup_max")
 _YEAR_PARAM_NAMES = ("year", "throughput_tokens_per_s_per_chip", "peak_flops_per_chip",
                      "accelerator_price_usd", "accelerator_power_w", "years_beyond_roadmap")
 _OUTPUT_NAMES = (
@@ -65,6 +66,10 @@ cdef inline double _max0(double a) noexcept nogil:
     return a if a > 0.0 else 0.0
 
 
+cdef inline double _min(double a, double b) noexcept nogil:
+    return b if b < a else a
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
@@ -75,7 +80,10 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
     cdef double eff = x[15], util = x[16], sw = x[17], hw = x[18], p2a = x[19], oth0 = x[20], othg = x[21]
     cdef double runs0 = x[22], runsg = x[23], cpr0 = x[24], cprg = x[25], cdec = x[26], ptm = x[27]
     cdef double tutil = x[28], pfac = x[29], life = x[30], gprior = x[31], pue = x[32], elec = x[33]
+    cdef double ceiling = x[42], sdec = x[43], mk = x[44]
+    cdef double lP0 = log(P0)
     cdef double keep = 1.0 - 1.0 / life
+    cdef double inv_ceiling = 1.0 / ceiling
     cdef double y0 = yp[0]
     cdef double er = exp(-rs_k * (y0 - rs_mid))
     cdef double er_step = exp(-rs_k)
@@ -92,13 +100,15 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
     cdef double gstep = g1 - 1.0
     cdef double lam = log(p1)
     cdef double swf = 1.0, hwf = 1.0
+    cdef double sstep = sw - 1.0
     cdef double oth = oth0 * yp[2]
     cdef double train = runs0 * cpr0 * ptm
     cdef double cstep = cprg - 1.0
     cdef double cap_inf = 0.0, cap_tr = 0.0, chips = 0.0, power_w = 0.0
     cdef double mix, tokens_day, price, theta, flops, inv_flops, chip_price, watts, chips_llm
-    cdef double c_inf, c_tr, share_compute, ret_inf, ret_tr, new_inf, new_tr, bought_inf, bought_tr
-    cdef double shipped, spend_inf, spend_tr, spend, cost_s, wsum
+    cdef double c_inf, c_tr, ret_inf, ret_tr, want_inf, want_tr, xr, f, new_inf, new_tr, use_inf, use_tr
+    cdef double cost_mtok, lr, lcap
+    cdef double bought_inf, bought_tr, shipped, spend_inf, spend_tr, spend, cost_s, wsum, served
     cdef const double* row
     cdef int t
     for t in range(T):
@@ -110,7 +120,8 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
             lam = lam * pdec
             er = er * er_step
             ea = ea * ea_step
-            swf = swf * sw
+            swf = swf * (1.0 + sstep)
+            sstep = sstep * sdec
             oth = oth * othg
             train = train * runsg * (1.0 + cstep)
             cstep = cstep * cdec
@@ -121,17 +132,22 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
             if row[5] > yp[(t - 1) * N_YP + 5]:
                 hwf = hwf * hw
         mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
-        tokens_day = D0 * B * exp(eps * Lam) * (mix / mix0)
-        price = P0 * exp(-Lam)
         theta = row[1] * hwf * eff * util * swf
         flops = row[2] * hwf
         inv_flops = 1.0 / flops
         chip_price = row[3] * pfac
         watts = row[4]
+        cost_s = chip_price / (life * S_YEAR) + watts * pue * elec / J_KWH
+        cost_mtok = cost_s * p2a / theta * 1e6
+        lr = -Lam
+        lcap = log(mk * cost_mtok) - lP0
+        if lcap < lr:
+            lr = lcap
+        price = P0 * exp(lr)
+        tokens_day = D0 * B * exp(-eps * lr) * (mix / mix0)
         chips_llm = tokens_day / S_DAY * p2a / theta
         c_inf = chips_llm * flops + oth
         c_tr = train / (S_YEAR * tutil)
-        share_compute = c_inf / (c_inf + c_tr)
         if t == 0:
             cap_inf = c_inf / gprior
             cap_tr = c_tr / gprior
@@ -139,10 +155,16 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
             power_w = chips * watts
         ret_inf = cap_inf * keep
         ret_tr = cap_tr * keep
-        new_inf = _max0(c_inf - ret_inf)
-        new_tr = _max0(c_tr - ret_tr)
+        want_inf = _max0(c_inf - ret_inf)
+        want_tr = _max0(c_tr - ret_tr)
+        xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling
+        f = 1.0 / sqrt(1.0 + xr * xr)
+        new_inf = want_inf * f
+        new_tr = want_tr * f
         cap_inf = ret_inf + new_inf
         cap_tr = ret_tr + new_tr
+        use_inf = _min(cap_inf, c_inf)
+        use_tr = _min(cap_tr, c_tr)
         bought_inf = new_inf * inv_flops
         bought_tr = new_tr * inv_flops
         shipped = bought_inf + bought_tr
@@ -151,15 +173,15 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
         spend = spend_inf + spend_tr
         chips = chips * keep + shipped
         power_w = power_w * keep + shipped * watts
-        cost_s = chip_price / (life * S_YEAR) + watts * pue * elec / J_KWH
+        served = tokens_day * (use_inf / c_inf)
         wsum = w0 + w1 + w2 + w3
-        o[0 * T + t] = tokens_day
+        o[0 * T + t] = served
         o[1 * T + t] = price
-        o[2 * T + t] = cost_s * p2a / theta * 1e6
-        o[3 * T + t] = tokens_day * 365.25 * price * 1e-6
-        o[4 * T + t] = c_inf
-        o[5 * T + t] = train
-        o[6 * T + t] = share_compute
+        o[2 * T + t] = cost_mtok
+        o[3 * T + t] = served * 365.25 * price * 1e-6
+        o[4 * T + t] = use_inf
+        o[5 * T + t] = use_tr * (S_YEAR * tutil)
+        o[6 * T + t] = use_inf / (use_inf + use_tr)
         o[7 * T + t] = chips
         o[8 * T + t] = shipped
         o[9 * T + t] = power_w * pue * 1e-9

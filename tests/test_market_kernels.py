@@ -15,7 +15,7 @@ COMPILED = [b for b in available_backends() if b != "numpy"]
 # typical values per input (inside each declared domain)
 TYPICAL = np.array([2e11, 5, 0.7, 8, 4, 0.6, 0.3, 0.5, 2026, 1.0, 15, 0.25, 2027, 0.8, 10, 0.5, 0.35, 1.3, 1.4,
                     2, 2e5, 1.3, 10, 1.4, 2.5e25, 3, 0.7, 15, 0.3, 1.0, 5, 2.5, 1.2, 0.08,
-                    0.85, 0.6, 0.02, 0.1, 0.09, 0.22, 0.004, 0.03])
+                    0.85, 0.6, 0.02, 0.1, 0.09, 0.22, 0.004, 0.03, 7e11, 0.7, 10.0])
 assert TYPICAL.size == L.N_INPUTS
 
 

@@ -84,17 +84,22 @@ INPUTS: dict[str, InputSpec] = {s.name: s for s in [
                 f"{v.replace('_', ' ')} share of accelerator spend in the {'first' if end == 'start' else 'last'} "
                 "year (normalised per draw)")
       for v in L.VENDORS for end in ("start", "end")],
+    InputSpec("spend_ceiling_usd", "USD/yr", _POS,
+              "asymptotic ceiling on annual AI accelerator spend of all buyers (budget constraint)"),
+    InputSpec("software_gain_decay", "1", _FRAC, "fraction of the excess software gain kept each following year"),
+    InputSpec("price_markup_max", "1", _GE1,
+              "largest sustainable ratio of token price to serving cost (accelerator amortisation + power)"),
 ]}
 assert tuple(INPUTS) == L.INPUT_NAMES, "INPUTS must follow kernels.layout.INPUT_NAMES"
 
 OUTPUTS: dict[str, tuple[str, str]] = {
-    "tokens_per_day": ("tokens/day", "output tokens generated per day"),
+    "tokens_per_day": ("tokens/day", "output tokens served per day (demand capped by the installed fleet)"),
     "price_per_mtok_usd": ("USD/1e6 tokens", "blended API price per million output tokens"),
     "serving_cost_per_mtok_usd": ("USD/1e6 tokens", "fleet cost (amortised accelerator + power) per million output tokens"),
     "llm_revenue_usd": ("USD/yr", "API-equivalent LLM revenue = tokens * price"),
-    "inference_compute_flops": ("FLOP/s", "peak accelerator compute needed for inference (LLM + other)"),
-    "training_compute_flop": ("FLOP/yr", "training compute per year"),
-    "inference_share_compute": ("1", "inference share of the peak compute needed"),
+    "inference_compute_flops": ("FLOP/s", "installed peak accelerator compute in use for inference (LLM + other)"),
+    "training_compute_flop": ("FLOP/yr", "training compute achieved per year"),
+    "inference_share_compute": ("1", "inference share of the installed peak compute in use"),
     "accelerators_installed": ("chips", "installed AI accelerators"),
     "accelerators_shipped": ("chips/yr", "accelerators bought in the year"),
     "power_gw": ("GW", "facility power of the installed accelerators at TDP"),

@@ -66,6 +66,9 @@ INPUT_NAMES = (
     "share_hyperscaler_asic_end",   # 39
     "share_inference_startups_start",  # 40
     "share_inference_startups_end",  # 41
+    "spend_ceiling_usd",            # 42 [USD/yr] asymptotic ceiling on annual accelerator spend (all buyers)
+    "software_gain_decay",          # 43 [1] fraction of the excess software gain kept each later year
+    "price_markup_max",             # 44 [1] largest sustainable price / serving cost (accelerator + power)
 )
 N_INPUTS = len(INPUT_NAMES)
 VENDORS = ("nvidia", "amd", "hyperscaler_asic", "inference_startups")
@@ -81,12 +84,12 @@ YEAR_PARAM_NAMES = (
 N_YEAR_PARAMS = len(YEAR_PARAM_NAMES)
 
 OUTPUT_NAMES = (
-    "tokens_per_day",                # 0  [tokens/day]
+    "tokens_per_day",                # 0  [tokens/day] served (demand capped by the installed fleet)
     "price_per_mtok_usd",            # 1  [USD/1e6 tokens]
     "serving_cost_per_mtok_usd",     # 2  [USD/1e6 tokens]
     "llm_revenue_usd",               # 3  [USD/yr]
-    "inference_compute_flops",       # 4  [FLOP/s] peak compute needed for inference
-    "training_compute_flop",         # 5  [FLOP/yr]
+    "inference_compute_flops",       # 4  [FLOP/s] installed peak compute in use for inference
+    "training_compute_flop",         # 5  [FLOP/yr] achieved training compute
     "inference_share_compute",       # 6  [1]
     "accelerators_installed",        # 7  [chips]
     "accelerators_shipped",          # 8  [chips/yr]

@@ -45,7 +45,10 @@ def _draw(x, yp, T, o):
     eff = x[15]; util = x[16]; sw = x[17]; hw = x[18]; p2a = x[19]; oth0 = x[20]; othg = x[21]
     runs0 = x[22]; runsg = x[23]; cpr0 = x[24]; cprg = x[25]; cdec = x[26]; ptm = x[27]; tutil = x[28]
     pfac = x[29]; life = x[30]; gprior = x[31]; pue = x[32]; elec = x[33]
+    ceiling = x[42]; sdec = x[43]; mk = x[44]
+    lP0 = np.log(P0)
     keep = 1.0 - 1.0 / life
+    inv_ceiling = 1.0 / ceiling
     y0 = yp[0, 0]
     er = np.exp(-rs_k * (y0 - rs_mid))
     er_step = np.exp(-rs_k)
@@ -62,6 +65,7 @@ def _draw(x, yp, T, o):
     gstep = g1 - 1.0
     lam = np.log(p1)
     swf = 1.0; hwf = 1.0
+    sstep = sw - 1.0
     oth = oth0 * yp[0, 2]
     train = runs0 * cpr0 * ptm
     cstep = cprg - 1.0
@@ -74,7 +78,8 @@ def _draw(x, yp, T, o):
             lam = lam * pdec
             er = er * er_step
             ea = ea * ea_step
-            swf = swf * sw
+            swf = swf * (1.0 + sstep)
+            sstep = sstep * sdec
             oth = oth * othg
             train = train * runsg * (1.0 + cstep)
             cstep = cstep * cdec
@@ -82,17 +87,22 @@ def _draw(x, yp, T, o):
             if yp[t, 5] > yp[t - 1, 5]:
                 hwf = hwf * hw
         mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
-        tokens_day = D0 * B * np.exp(eps * Lam) * (mix / mix0)
-        price = P0 * np.exp(-Lam)
         theta = yp[t, 1] * hwf * eff * util * swf
         flops = yp[t, 2] * hwf
         inv_flops = 1.0 / flops
         chip_price = yp[t, 3] * pfac
         watts = yp[t, 4]
+        cost_s = chip_price / (life * _S) + watts * pue * elec / _JKWH
+        cost_mtok = cost_s * p2a / theta * 1e6
+        lr = -Lam
+        lcap = np.log(mk * cost_mtok) - lP0
+        if lcap < lr:
+            lr = lcap
+        price = P0 * np.exp(lr)
+        tokens_day = D0 * B * np.exp(-eps * lr) * (mix / mix0)
         chips_llm = tokens_day / _DAY * p2a / theta
         c_inf = chips_llm * flops + oth
         c_tr = train / (_S * tutil)
-        share_compute = c_inf / (c_inf + c_tr)
         if t == 0:
             cap_inf = c_inf / gprior
             cap_tr = c_tr / gprior
@@ -100,10 +110,16 @@ def _draw(x, yp, T, o):
             power_w = chips * watts
         ret_inf = cap_inf * keep
         ret_tr = cap_tr * keep
-        new_inf = max(c_inf - ret_inf, 0.0)
-        new_tr = max(c_tr - ret_tr, 0.0)
+        want_inf = max(c_inf - ret_inf, 0.0)
+        want_tr = max(c_tr - ret_tr, 0.0)
+        xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling
+        f = 1.0 / np.sqrt(1.0 + xr * xr)
+        new_inf = want_inf * f
+        new_tr = want_tr * f
         cap_inf = ret_inf + new_inf
         cap_tr = ret_tr + new_tr
+        use_inf = min(cap_inf, c_inf)
+        use_tr = min(cap_tr, c_tr)
         bought_inf = new_inf * inv_flops
         bought_tr = new_tr * inv_flops
         shipped = bought_inf + bought_tr
@@ -112,15 +128,15 @@ def _draw(x, yp, T, o):
         spend = spend_inf + spend_tr
         chips = chips * keep + shipped
         power_w = power_w * keep + shipped * watts
-        cost_s = chip_price / (life * _S) + watts * pue * elec / _JKWH
+        served = tokens_day * (use_inf / c_inf)
         wsum = w0 + w1 + w2 + w3
-        o[0 * T + t] = tokens_day
+        o[0 * T + t] = served
         o[1 * T + t] = price
-        o[2 * T + t] = cost_s * p2a / theta * 1e6
-        o[3 * T + t] = tokens_day * 365.25 * price * 1e-6
-        o[4 * T + t] = c_inf
-        o[5 * T + t] = train
-        o[6 * T + t] = share_compute
+        o[2 * T + t] = cost_mtok
+        o[3 * T + t] = served * 365.25 * price * 1e-6
+        o[4 * T + t] = use_inf
+        o[5 * T + t] = use_tr * (_S * tutil)
+        o[6 * T + t] = use_inf / (use_inf + use_tr)
         o[7 * T + t] = chips
         o[8 * T + t] = shipped
         o[9 * T + t] = power_w * pue * 1e-9

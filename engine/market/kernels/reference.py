@@ -15,22 +15,42 @@ for the sources of each relation:
 * price ``P_t = P_0 exp(-Lambda_t)``, ``Lambda_t = sum_{j<=t} ln(p_1) d_p^(j-1)`` (the
   log-rate of decline decays geometrically); demand response ``exp(eps Lambda_t)``
   (constant-elasticity demand, ``Q ~ P^-eps``);
+* the price is capped by a largest sustainable markup on the serving cost,
+  ``P_t = min(P_0 exp(-Lambda_t), m_max * cost_t)`` (competition: the DeepSeek
+  disclosure of Feb 2025 puts theoretical revenue at 6.45x the rented-GPU cost),
+  and demand responds to the realised price, ``(P_t / P_0)^-eps``;
 * reasoning and agent shares are logistic in the year (Griliches 1957 diffusion):
   ``s(y) = s_max / (1 + exp(-k (y - y_mid)))``; tokens scale by
   ``[1 + s_r (m_r - 1)] [1 + s_a (c_a - 1)]`` relative to the base year;
 * LLM serving chips ``N = tokens_per_s * peak_to_average / theta``, with
-  ``theta = roofline tokens/s/chip * efficiency * utilisation * software^t * hardware^(years beyond roadmap)``;
+  ``theta = roofline tokens/s/chip * efficiency * utilisation * software_t * hardware^(years beyond roadmap)``;
+  the software factor grows by ``1 + s_t``, ``s_t = (s_1 - 1) d_s^(t-1)`` (gains with a
+  decaying excess, so the cumulative software gain is bounded);
 * training FLOP per year ``runs_t * compute_per_run_t * post_training_multiplier``, the
   compute per run growing by ``1 + c_t``, ``c_t = (c_1 - 1) d_c^(t-1)`` (Epoch AI's
   4-5x/yr frontier trend, Sevilla et al. 2022, with a decaying excess);
   peak FLOP/s needed ``= FLOP / (seconds_per_year * utilisation)`` (Kaplan et al. 2020
   C = 6 N D accounting is inside ``compute_per_run``; MFU as in Chowdhery et al. 2022);
 * fleets tracked as installed peak FLOP/s with straight-line retirement over the
-  useful life; purchases = max(0, need - retained); spend = purchases * price;
+  useful life; the purchases *wanted* are ``max(0, need - retained)``; their spend
+  ``W`` is met only up to a budget ceiling ``C`` through the smooth minimum
+  ``spend = W / sqrt(1 + (W / C)^2)`` (the p = 2 soft minimum of W and C: equal to
+  ``W`` when ``W << C``, tending to ``C`` when ``W >> C``; p = 1 would be the
+  Michaelis-Menten saturation, Michaelis & Menten 1913, which already cuts 9 %
+  at W = C/10). Inference and training purchases are scaled by the same factor;
+* what the fleet delivers is capped by what is installed: served tokens =
+  demanded tokens * min(1, installed inference compute / needed), achieved training
+  FLOP = min(installed, needed) * seconds * MFU, and the inference share of compute
+  is the share of the installed compute in use;
 * serving cost per token = (price / life + power * PUE * electricity) * peak_to_average / theta;
 * vendor weights interpolate geometrically from start to end and are normalised
   per draw, so the shares sum to one (normalised positive weights, the
   construction of the Dirichlet from gamma variates, Devroye 1986, sec. XI.4).
+
+References
+----------
+Michaelis, L., Menten, M. L. (1913). Die Kinetik der Invertinwirkung. *Biochem. Z.* 49, 333-369.
+Sevilla, J. et al. (2022). Compute trends across three eras of machine learning. arXiv:2202.05924.
 """
 from __future__ import annotations
 
@@ -69,8 +89,13 @@ def _values(x, yp, out, n, T):
     (D0, g1, gdec, P0, p1, pdec, eps, rs_max, rs_mid, rs_k, rm, as_max, as_mid, as_k, ac,
      eff, util, sw, hw, p2a, oth0, othg, runs0, runsg, cpr0, cprg, cdec, ptm, tutil, pfac,
      life, gprior, pue, elec) = c[:34]
+    ceiling = c[42]
+    sdec = c[43]
+    mk = c[44]
+    lP0 = np.log(P0)
     S = L.SECONDS_PER_YEAR
     keep = 1.0 - 1.0 / life
+    inv_ceiling = 1.0 / ceiling
     y0 = yp[0, 0]
     er = np.exp(-rs_k * (y0 - rs_mid))
     er_step = np.exp(-rs_k)
@@ -90,6 +115,7 @@ def _values(x, yp, out, n, T):
     gstep = g1 - 1.0
     lam = np.log(p1)
     swf = np.ones(n)
+    sstep = sw - 1.0
     hwf = np.ones(n)
     oth = oth0 * yp[0, 2]
     train = runs0 * cpr0 * ptm
@@ -103,7 +129,8 @@ def _values(x, yp, out, n, T):
             lam = lam * pdec
             er = er * er_step
             ea = ea * ea_step
-            swf = swf * sw
+            swf = swf * (1.0 + sstep)
+            sstep = sstep * sdec
             oth = oth * othg
             train = train * runsg * (1.0 + cstep)
             cstep = cstep * cdec
@@ -112,17 +139,19 @@ def _values(x, yp, out, n, T):
             if yp[t, 5] > yp[t - 1, 5]:
                 hwf = hwf * hw
         mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
-        tokens_day = D0 * B * np.exp(eps * Lam) * (mix / mix0)
-        price = P0 * np.exp(-Lam)
         theta = yp[t, 1] * hwf * eff * util * swf
         flops = yp[t, 2] * hwf
         inv_flops = 1.0 / flops
         chip_price = yp[t, 3] * pfac
         watts = yp[t, 4]
+        cost_s = chip_price / (life * S) + watts * pue * elec / L.JOULES_PER_KWH
+        cost_mtok = cost_s * p2a / theta * 1e6
+        lr = np.minimum(-Lam, np.log(mk * cost_mtok) - lP0)
+        price = P0 * np.exp(lr)
+        tokens_day = D0 * B * np.exp(-eps * lr) * (mix / mix0)
         chips_llm = tokens_day / L.SECONDS_PER_DAY * p2a / theta
         c_inf = chips_llm * flops + oth
         c_tr = train / (S * tutil)
-        share_compute = c_inf / (c_inf + c_tr)
         if t == 0:
             cap_inf = c_inf / gprior
             cap_tr = c_tr / gprior
@@ -130,10 +159,16 @@ def _values(x, yp, out, n, T):
             power_w = chips * watts
         ret_inf = cap_inf * keep
         ret_tr = cap_tr * keep
-        new_inf = np.maximum(c_inf - ret_inf, 0.0)
-        new_tr = np.maximum(c_tr - ret_tr, 0.0)
+        want_inf = np.maximum(c_inf - ret_inf, 0.0)
+        want_tr = np.maximum(c_tr - ret_tr, 0.0)
+        xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling
+        f = 1.0 / np.sqrt(1.0 + xr * xr)
+        new_inf = want_inf * f
+        new_tr = want_tr * f
         cap_inf = ret_inf + new_inf
         cap_tr = ret_tr + new_tr
+        use_inf = np.minimum(cap_inf, c_inf)
+        use_tr = np.minimum(cap_tr, c_tr)
         bought_inf = new_inf * inv_flops
         bought_tr = new_tr * inv_flops
         shipped = bought_inf + bought_tr
@@ -142,16 +177,16 @@ def _values(x, yp, out, n, T):
         spend = spend_inf + spend_tr
         chips = chips * keep + shipped
         power_w = power_w * keep + shipped * watts
-        cost_s = chip_price / (life * S) + watts * pue * elec / L.JOULES_PER_KWH
+        served = tokens_day * (use_inf / c_inf)
         wsum = w[0] + w[1] + w[2] + w[3]
         o = out[:, :, t]
-        o[:, 0] = tokens_day
+        o[:, 0] = served
         o[:, 1] = price
-        o[:, 2] = cost_s * p2a / theta * 1e6
-        o[:, 3] = tokens_day * 365.25 * price * 1e-6
-        o[:, 4] = c_inf
-        o[:, 5] = train
-        o[:, 6] = share_compute
+        o[:, 2] = cost_mtok
+        o[:, 3] = served * 365.25 * price * 1e-6
+        o[:, 4] = use_inf
+        o[:, 5] = use_tr * (S * tutil)
+        o[:, 6] = use_inf / (use_inf + use_tr)
         o[:, 7] = chips
         o[:, 8] = shipped
         o[:, 9] = power_w * pue * 1e-9
