@@ -161,82 +161,102 @@ cdef inline i8 _bound(double t_comp, double t_mem, double t_net) noexcept nogil:
     return BOUND_NETWORK if t_net > _max(t_comp, t_mem) else code
 
 
-cdef inline void _eval(const double* m, const double* c, const double* db, double tp, double pp,
-                       double B, double P, double N, int wd, int kd, int ad, bint loop_decode,
-                       double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
-                       long long* omb, Py_ssize_t o) noexcept nogil:
-    """Every output of one point into column ``o`` of the output buffers."""
-    cdef double wb = db[wd]
-    cdef double kb = db[kd]
-    cdef double ab = db[ad]
-    cdef double inv_f = c[C_INV_FLOPS + ad]
-    cdef double inv_bw = c[C_INV_MEM_BW]
-    cdef double inv_link = c[C_INV_LINK_BW]
-    cdef double lat = c[C_LINK_LATENCY]
-    cdef double ovh = c[C_STEP_OVERHEAD]
-    cdef double layers = m[M_LAYERS]
-    cdef double hidden = m[M_HIDDEN]
-    cdef double w = m[M_WINDOW]
-    cdef double kv_full = m[M_KV_FULL]
-    cdef double kv_win = m[M_KV_WIN]
-    cdef double n_exp = m[M_EXPERTS]
-    cdef double log_keep = m[M_LOG_KEEP]
+cdef struct Dep:
+    # everything a point needs that depends only on (model, chip, tp, pp, dtypes)
+    double wb, kb, ab, inv_f, inv_bw, inv_link, lat, ovh, layers, hidden, w, kv_full, kv_win
+    double n_exp, log_keep, kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes, room
+    double kv_seq_unit, kv_tok_bytes, act_tok_bytes, wread_unit, flop_lin, flop_head
+    double attn_full, attn_win, p_read, p_exp, hourly, tdp, n_chips
+
+
+cdef inline void _deploy(Dep* d, const double* m, const double* c, const double* db, double tp,
+                         double pp, int wd, int kd, int ad) noexcept nogil:
+    """Per-deployment constants: memory split, effective rates, per-token bytes."""
+    d.wb = db[wd]
+    d.kb = db[kd]
+    d.ab = db[ad]
+    d.inv_f = c[C_INV_FLOPS + ad]
+    d.inv_bw = c[C_INV_MEM_BW]
+    d.inv_link = c[C_INV_LINK_BW]
+    d.lat = c[C_LINK_LATENCY]
+    d.ovh = c[C_STEP_OVERHEAD]
+    d.layers = m[M_LAYERS]
+    d.hidden = m[M_HIDDEN]
+    d.w = m[M_WINDOW]
+    d.kv_full = m[M_KV_FULL]
+    d.kv_win = m[M_KV_WIN]
+    d.n_exp = m[M_EXPERTS]
+    d.log_keep = m[M_LOG_KEEP]
+    d.tp = tp
+    d.pp = pp
+    d.kv_frac = 1.0 / _min(tp, m[M_KV_SPLIT])
+    d.inv_chips = 1.0 / (tp * pp)
+    d.inv_tp = pp * d.inv_chips
+    d.weight_bytes = m[M_PARAMS_RESIDENT] * d.wb * d.inv_chips
+    d.room = _max(c[C_USABLE_BYTES] - d.weight_bytes, 0.0)
+    d.kv_seq_unit = d.kb * d.kv_frac
+    d.kv_tok_bytes = d.kb * d.kv_frac * (d.kv_full + d.kv_win)
+    d.act_tok_bytes = 2.0 * d.layers * d.hidden * d.ab
+    d.wread_unit = d.wb * d.inv_tp
+    d.flop_lin = m[M_FLOP_LIN]
+    d.flop_head = m[M_FLOP_HEAD]
+    d.attn_full = m[M_ATTN_FULL]
+    d.attn_win = m[M_ATTN_WIN]
+    d.p_read = m[M_PARAMS_READ]
+    d.p_exp = m[M_PARAMS_EXPERT]
+    d.hourly = c[C_HOURLY_USD]
+    d.tdp = c[C_TDP_W]
+    d.n_chips = tp * pp
+
+
+cdef inline void _eval_dep(const Dep* d, double B, double P, double N, bint loop_decode,
+                           double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
+                           long long* omb, Py_ssize_t o) noexcept nogil:
+    """Every output of one point of deployment ``d`` into column ``o`` of the outputs."""
+    cdef double w = d.w
     cdef double touched_pre = 0.0
     cdef double touched_dec = 0.0
-    cdef double kv_frac, inv_chips, inv_tp, inv_pp, weight_bytes, ctx_max, kv_seq, mb
-    cdef double wread_unit, kv_tok_bytes, act_tok_bytes, n_pre, tri, win_keys, flops_pre
+    cdef double ctx_max, kv_seq, mb, n_pre, tri, win_keys, flops_pre
     cdef double t_comp, t_mem, t_net, ttft, cf, a1, b1, g1, a2, b2, g2, kvb
     cdef double lo, hi, h1, l2, s_max, s_comp, s_mem, cc, kw, tc, tm
-    cdef double n_steps, t_net_d, decode_total, e2e, tokens, inv_tokens, tok_s, n_chips, nan
-    cdef long long max_b
+    cdef double n_steps, t_net_d, decode_total, e2e, tokens, inv_tokens, tok_s, nan
     cdef bint fits
     cdef i8 bound_pre, bound_dec
 
     # memory per chip
-    kv_frac = 1.0 / _min(tp, m[M_KV_SPLIT])
-    inv_chips = 1.0 / (tp * pp)
-    inv_tp = pp * inv_chips
-    inv_pp = tp * inv_chips
-    weight_bytes = m[M_PARAMS_RESIDENT] * wb * inv_chips
     ctx_max = P + N
-    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * _min(ctx_max, w)) * inv_pp
-    mb = _min(floor(_max(c[C_USABLE_BYTES] - weight_bytes, 0.0) / kv_seq), 4611686018427387904.0)
-    max_b = <long long>mb
+    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * _min(ctx_max, w)) * (d.tp * d.inv_chips)
+    mb = _min(floor(d.room / kv_seq), 4611686018427387904.0)
     fits = B <= mb
 
     # expected routed experts touched by n tokens: E (1 - (1 - k/E)^n)
-    if n_exp > 0.0:
-        touched_pre = -n_exp * expm1(B * P * log_keep)
-        touched_dec = -n_exp * expm1(B * log_keep)
-
-    wread_unit = wb * inv_tp
-    kv_tok_bytes = kb * kv_frac * (kv_full + kv_win)
-    act_tok_bytes = 2.0 * layers * hidden * ab
+    if d.n_exp > 0.0:
+        touched_pre = -d.n_exp * expm1(B * P * d.log_keep)
+        touched_dec = -d.n_exp * expm1(B * d.log_keep)
 
     # prefill: B x P tokens, causal attention
     n_pre = B * P
     tri = P * (P + 1.0) * 0.5
     win_keys = tri if P <= w else w * (w + 1.0) * 0.5 + (P - w) * w
-    flops_pre = B * (m[M_FLOP_LIN] * P + m[M_FLOP_HEAD] + m[M_ATTN_FULL] * tri
-                     + m[M_ATTN_WIN] * win_keys)
-    t_comp = flops_pre * inv_tp * inv_f
-    t_mem = (wread_unit * (m[M_PARAMS_READ] + m[M_PARAMS_EXPERT] * touched_pre)
-             + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
-    t_net = _network(n_pre, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
-    ttft = _max(t_comp, t_mem) + t_net + ovh
+    flops_pre = B * (d.flop_lin * P + d.flop_head + d.attn_full * tri + d.attn_win * win_keys)
+    t_comp = flops_pre * d.inv_tp * d.inv_f
+    t_mem = (d.wread_unit * (d.p_read + d.p_exp * touched_pre)
+             + n_pre * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
+    t_net = _network(n_pre, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    ttft = _max(t_comp, t_mem) + t_net + d.ovh
     bound_pre = _bound(t_comp, t_mem, t_net)
 
     # decode: step j = 1..N-1 at context c = P + j; compute(c) = a1 + b1 c + g1 min(c, w),
     # memory(c) = a2 + b2 c + g2 min(c, w)
-    cf = B * inv_tp * inv_f
-    a1 = cf * (m[M_FLOP_LIN] + m[M_FLOP_HEAD])
-    b1 = cf * m[M_ATTN_FULL]
-    g1 = cf * m[M_ATTN_WIN]
-    a2 = (wread_unit * (m[M_PARAMS_READ] + m[M_PARAMS_EXPERT] * touched_dec)
-          + B * (kv_tok_bytes + act_tok_bytes)) * inv_bw
-    kvb = B * kb * kv_frac * inv_bw
-    b2 = kvb * kv_full
-    g2 = kvb * kv_win
+    cf = B * d.inv_tp * d.inv_f
+    a1 = cf * (d.flop_lin + d.flop_head)
+    b1 = cf * d.attn_full
+    g1 = cf * d.attn_win
+    a2 = (d.wread_unit * (d.p_read + d.p_exp * touched_dec)
+          + B * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
+    kvb = B * d.kb * d.kv_frac * d.inv_bw
+    b2 = kvb * d.kv_full
+    g2 = kvb * d.kv_win
     lo = P + 1.0
     hi = P + N - 1.0
     h1 = _min(hi, w)
@@ -260,30 +280,39 @@ cdef inline void _eval(const double* m, const double* c, const double* db, doubl
         s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
         s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
     n_steps = N - 1.0
-    t_net_d = _network(B, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
-    decode_total = s_max + n_steps * (t_net_d + ovh)
+    t_net_d = _network(B, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    decode_total = s_max + n_steps * (t_net_d + d.ovh)
     bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
     e2e = ttft + decode_total
     tokens = B * N
     inv_tokens = 1.0 / tokens
     tok_s = tokens / e2e
-    n_chips = tp * pp
     nan = NAN
 
-    omb[o] = max_b
+    omb[o] = <long long>mb
     ofits[o] = fits
-    of[5 * ostride + o] = weight_bytes
+    of[5 * ostride + o] = d.weight_bytes
     of[6 * ostride + o] = B * kv_seq
     of[o] = ttft if fits else nan
     of[ostride + o] = (decode_total / n_steps if n_steps > 0.0 else nan) if fits else nan
     of[2 * ostride + o] = e2e if fits else nan
     of[3 * ostride + o] = tok_s if fits else nan
-    of[4 * ostride + o] = tok_s * inv_chips if fits else nan
-    of[7 * ostride + o] = (c[C_HOURLY_USD] * n_chips * e2e * inv_tokens * (1e6 / 3600.0)
+    of[4 * ostride + o] = tok_s * d.inv_chips if fits else nan
+    of[7 * ostride + o] = (d.hourly * d.n_chips * e2e * inv_tokens * (1e6 / 3600.0)
                            if fits else nan)
-    of[8 * ostride + o] = c[C_TDP_W] * n_chips * e2e * inv_tokens if fits else nan
+    of[8 * ostride + o] = d.tdp * d.n_chips * e2e * inv_tokens if fits else nan
     ob[o] = bound_pre if fits else BOUND_NONE
     ob[ostride + o] = bound_dec if fits else BOUND_NONE
+
+
+cdef inline void _eval(const double* m, const double* c, const double* db, double tp, double pp,
+                       double B, double P, double N, int wd, int kd, int ad, bint loop_decode,
+                       double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
+                       long long* omb, Py_ssize_t o) noexcept nogil:
+    """Every output of one point into column ``o`` of the output buffers."""
+    cdef Dep d
+    _deploy(&d, m, c, db, tp, pp, wd, kd, ad)
+    _eval_dep(&d, B, P, N, loop_decode, of, ostride, ob, ofits, omb, o)
 
 
 cdef inline void _check_tables(const double[:, ::1] mt, const double[:, ::1] ct,
@@ -365,25 +394,34 @@ cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const d
                       Py_ssize_t f0, Py_ssize_t f1, bint loop_decode, double* of,
                       Py_ssize_t ostride, i8* ob, unsigned char* ofits,
                       long long* omb) noexcept nogil:
-    """Points f0..f1-1 of the grid (C order), walking the coordinates like an odometer."""
+    """Points f0..f1-1 of the grid (C order), walking the coordinates like an odometer.
+
+    The deployment constants are recomputed only when an axis they depend on
+    (model, chip, tp, pp or a dtype) changes.
+    """
     cdef Py_ssize_t idx[10]
     cdef Py_ssize_t r = f0
     cdef Py_ssize_t f
     cdef int a
+    cdef Dep d
+    cdef bint dtypes_vary = g.size[7] > 1 or g.size[8] > 1 or g.size[9] > 1
     for a in range(N_GRID_AXES - 1, -1, -1):
         idx[a] = r % g.size[a]
         r = r // g.size[a]
+    _deploy(&d, mp + g.model[idx[0]] * N_MODEL_COLS, cp + g.chip[idx[1]] * N_CHIP_COLS, dp,
+            g.tp[idx[2]], g.pp[idx[3]], g.w[idx[7]], g.kv[idx[8]], g.act[idx[9]])
     for f in range(f0, f1):
-        _eval(mp + g.model[idx[0]] * N_MODEL_COLS, cp + g.chip[idx[1]] * N_CHIP_COLS, dp,
-              g.tp[idx[2]], g.pp[idx[3]], g.batch[idx[4]], g.prompt[idx[5]], g.output[idx[6]],
-              g.w[idx[7]], g.kv[idx[8]], g.act[idx[9]], loop_decode, of, ostride, ob, ofits,
-              omb, f)
+        _eval_dep(&d, g.batch[idx[4]], g.prompt[idx[5]], g.output[idx[6]], loop_decode,
+                  of, ostride, ob, ofits, omb, f)
         a = N_GRID_AXES - 1
         idx[a] += 1
         while idx[a] == g.size[a] and a > 0:
             idx[a] = 0
             a -= 1
             idx[a] += 1
+        if (dtypes_vary or a <= 3) and f + 1 < f1:   # never read past the grid's end
+            _deploy(&d, mp + g.model[idx[0]] * N_MODEL_COLS, cp + g.chip[idx[1]] * N_CHIP_COLS,
+                    dp, g.tp[idx[2]], g.pp[idx[3]], g.w[idx[7]], g.kv[idx[8]], g.act[idx[9]])
 
 
 def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1] db,

@@ -12,6 +12,7 @@ index ranges before calling.
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numba
 import numpy as np
@@ -75,70 +76,78 @@ def _bound(t_comp, t_mem, t_net):
     return BOUND_NETWORK if t_net > max(t_comp, t_mem) else code
 
 
+#: constants of one deployment (model, chip, tp, pp, dtypes), shared by its points
+Dep = namedtuple("Dep", [
+    "wb", "kb", "ab", "inv_f", "inv_bw", "inv_link", "lat", "ovh", "layers", "hidden", "w",
+    "kv_full", "kv_win", "n_exp", "log_keep", "kv_frac", "inv_chips", "inv_tp", "tp", "pp",
+    "weight_bytes", "room", "kv_seq_unit", "kv_tok_bytes", "act_tok_bytes", "wread_unit",
+    "flop_lin", "flop_head", "attn_full", "attn_win", "p_read", "p_exp", "hourly", "tdp",
+    "n_chips"])
+
+
 @njit(inline="always", **_OPTS)
-def _eval(mt, mi, ct, ci, db, tp, pp, B, P, N, wd, kd, ad, loop_decode,
-          out_f, out_bound, out_fits, out_maxb, o):
-    """Every output of one point into column ``o`` (same formulas as the Cython twin)."""
+def _deploy(mt, mi, ct, ci, db, tp, pp, wd, kd, ad):
+    """Per-deployment constants: memory split, effective rates, per-token bytes."""
     wb = db[wd]
     kb = db[kd]
     ab = db[ad]
-    inv_f = ct[ci, C_INV_FLOPS + ad]
-    inv_bw = ct[ci, C_INV_MEM_BW]
-    inv_link = ct[ci, C_INV_LINK_BW]
-    lat = ct[ci, C_LINK_LATENCY]
-    ovh = ct[ci, C_STEP_OVERHEAD]
-    layers = mt[mi, M_LAYERS]
-    hidden = mt[mi, M_HIDDEN]
-    w = mt[mi, M_WINDOW]
-    kv_full = mt[mi, M_KV_FULL]
-    kv_win = mt[mi, M_KV_WIN]
-    n_exp = mt[mi, M_EXPERTS]
-    log_keep = mt[mi, M_LOG_KEEP]
-
-    # memory per chip
     kv_frac = 1.0 / min(tp, mt[mi, M_KV_SPLIT])
     inv_chips = 1.0 / (tp * pp)
     inv_tp = pp * inv_chips
-    inv_pp = tp * inv_chips
     weight_bytes = mt[mi, M_PARAMS_RESIDENT] * wb * inv_chips
+    layers = mt[mi, M_LAYERS]
+    hidden = mt[mi, M_HIDDEN]
+    kv_full = mt[mi, M_KV_FULL]
+    kv_win = mt[mi, M_KV_WIN]
+    return Dep(wb, kb, ab, ct[ci, C_INV_FLOPS + ad], ct[ci, C_INV_MEM_BW], ct[ci, C_INV_LINK_BW],
+               ct[ci, C_LINK_LATENCY], ct[ci, C_STEP_OVERHEAD], layers, hidden,
+               mt[mi, M_WINDOW], kv_full, kv_win, mt[mi, M_EXPERTS], mt[mi, M_LOG_KEEP],
+               kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes,
+               max(ct[ci, C_USABLE_BYTES] - weight_bytes, 0.0), kb * kv_frac,
+               kb * kv_frac * (kv_full + kv_win), 2.0 * layers * hidden * ab, wb * inv_tp,
+               mt[mi, M_FLOP_LIN], mt[mi, M_FLOP_HEAD], mt[mi, M_ATTN_FULL], mt[mi, M_ATTN_WIN],
+               mt[mi, M_PARAMS_READ], mt[mi, M_PARAMS_EXPERT], ct[ci, C_HOURLY_USD],
+               ct[ci, C_TDP_W], tp * pp)
+
+
+@njit(inline="always", **_OPTS)
+def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
+    """Every output of one point of deployment ``d`` into column ``o`` (as the Cython twin)."""
+    w = d.w
+    # memory per chip
     ctx_max = P + N
-    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * min(ctx_max, w)) * inv_pp
-    mb = min(np.floor(max(ct[ci, C_USABLE_BYTES] - weight_bytes, 0.0) / kv_seq),
-             4611686018427387904.0)
+    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * min(ctx_max, w)) * (d.tp * d.inv_chips)
+    mb = min(np.floor(d.room / kv_seq), 4611686018427387904.0)
     fits = B <= mb
 
     touched_pre = 0.0
     touched_dec = 0.0
-    if n_exp > 0.0:
-        touched_pre = -n_exp * math.expm1(B * P * log_keep)
-        touched_dec = -n_exp * math.expm1(B * log_keep)
-    wread_unit = wb * inv_tp
-    kv_tok_bytes = kb * kv_frac * (kv_full + kv_win)
-    act_tok_bytes = 2.0 * layers * hidden * ab
+    if d.n_exp > 0.0:
+        touched_pre = -d.n_exp * math.expm1(B * P * d.log_keep)
+        touched_dec = -d.n_exp * math.expm1(B * d.log_keep)
 
     # prefill
     n_pre = B * P
     tri = P * (P + 1.0) * 0.5
     win_keys = tri if P <= w else w * (w + 1.0) * 0.5 + (P - w) * w
-    flops_pre = B * (mt[mi, M_FLOP_LIN] * P + mt[mi, M_FLOP_HEAD] + mt[mi, M_ATTN_FULL] * tri
-                     + mt[mi, M_ATTN_WIN] * win_keys)
-    t_comp = flops_pre * inv_tp * inv_f
-    t_mem = (wread_unit * (mt[mi, M_PARAMS_READ] + mt[mi, M_PARAMS_EXPERT] * touched_pre)
-             + n_pre * (kv_tok_bytes + act_tok_bytes)) * inv_bw
-    t_net = _network(n_pre, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
-    ttft = max(t_comp, t_mem) + t_net + ovh
+    flops_pre = B * (d.flop_lin * P + d.flop_head + d.attn_full * tri + d.attn_win * win_keys)
+    t_comp = flops_pre * d.inv_tp * d.inv_f
+    t_mem = (d.wread_unit * (d.p_read + d.p_exp * touched_pre)
+             + n_pre * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
+    t_net = _network(n_pre, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    ttft = max(t_comp, t_mem) + t_net + d.ovh
     bound_pre = _bound(t_comp, t_mem, t_net)
 
     # decode
-    cf = B * inv_tp * inv_f
-    a1 = cf * (mt[mi, M_FLOP_LIN] + mt[mi, M_FLOP_HEAD])
-    b1 = cf * mt[mi, M_ATTN_FULL]
-    g1 = cf * mt[mi, M_ATTN_WIN]
-    a2 = (wread_unit * (mt[mi, M_PARAMS_READ] + mt[mi, M_PARAMS_EXPERT] * touched_dec)
-          + B * (kv_tok_bytes + act_tok_bytes)) * inv_bw
-    kvb = B * kb * kv_frac * inv_bw
-    b2 = kvb * kv_full
-    g2 = kvb * kv_win
+    cf = B * d.inv_tp * d.inv_f
+    a1 = cf * (d.flop_lin + d.flop_head)
+    b1 = cf * d.attn_full
+    g1 = cf * d.attn_win
+    a2 = (d.wread_unit * (d.p_read + d.p_exp * touched_dec)
+          + B * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
+    kvb = B * d.kb * d.kv_frac * d.inv_bw
+    b2 = kvb * d.kv_full
+    g2 = kvb * d.kv_win
     lo = P + 1.0
     hi = P + N - 1.0
     h1 = min(hi, w)
@@ -162,28 +171,35 @@ def _eval(mt, mi, ct, ci, db, tp, pp, B, P, N, wd, kd, ad, loop_decode,
         s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
         s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
     n_steps = N - 1.0
-    t_net_d = _network(B, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat)
-    decode_total = s_max + n_steps * (t_net_d + ovh)
+    t_net_d = _network(B, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    decode_total = s_max + n_steps * (t_net_d + d.ovh)
     bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
     e2e = ttft + decode_total
     tokens = B * N
     inv_tokens = 1.0 / tokens
     tok_s = tokens / e2e
-    n_chips = tp * pp
 
     out_maxb[o] = np.int64(mb)
     out_fits[o] = fits
-    out_f[5, o] = weight_bytes
+    out_f[5, o] = d.weight_bytes
     out_f[6, o] = B * kv_seq
     out_f[0, o] = ttft if fits else NAN
     out_f[1, o] = (decode_total / n_steps if n_steps > 0.0 else NAN) if fits else NAN
     out_f[2, o] = e2e if fits else NAN
     out_f[3, o] = tok_s if fits else NAN
-    out_f[4, o] = tok_s * inv_chips if fits else NAN
-    out_f[7, o] = ct[ci, C_HOURLY_USD] * n_chips * e2e * inv_tokens * (1e6 / 3600.0) if fits else NAN
-    out_f[8, o] = ct[ci, C_TDP_W] * n_chips * e2e * inv_tokens if fits else NAN
+    out_f[4, o] = tok_s * d.inv_chips if fits else NAN
+    out_f[7, o] = d.hourly * d.n_chips * e2e * inv_tokens * (1e6 / 3600.0) if fits else NAN
+    out_f[8, o] = d.tdp * d.n_chips * e2e * inv_tokens if fits else NAN
     out_bound[0, o] = bound_pre if fits else BOUND_NONE
     out_bound[1, o] = bound_dec if fits else BOUND_NONE
+
+
+@njit(inline="always", **_OPTS)
+def _eval(mt, mi, ct, ci, db, tp, pp, B, P, N, wd, kd, ad, loop_decode,
+          out_f, out_bound, out_fits, out_maxb, o):
+    """Every output of one point into column ``o``."""
+    d = _deploy(mt, mi, ct, ci, db, tp, pp, wd, kd, ad)
+    _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o)
 
 
 @njit(parallel=True, **_OPTS)
@@ -208,6 +224,7 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
     for a in range(10):
         total *= sizes[a]
     n_blocks = (total + GRID_BLOCK - 1) // GRID_BLOCK
+    dtypes_vary = sizes[7] > 1 or sizes[8] > 1 or sizes[9] > 1
     for b in prange(n_blocks):
         f0 = b * GRID_BLOCK
         f1 = min(f0 + GRID_BLOCK, total)
@@ -216,17 +233,22 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
         for a in range(9, -1, -1):
             idx[a] = r % sizes[a]
             r //= sizes[a]
+        d = _deploy(mt, model_v[idx[0]], ct, chip_v[idx[1]], db, float(tp_v[idx[2]]),
+                    float(pp_v[idx[3]]), w_v[idx[7]], kv_v[idx[8]], act_v[idx[9]])
         for f in range(f0, f1):
-            _eval(mt, model_v[idx[0]], ct, chip_v[idx[1]], db, float(tp_v[idx[2]]),
-                  float(pp_v[idx[3]]), float(batch_v[idx[4]]), float(prompt_v[idx[5]]),
-                  float(output_v[idx[6]]), w_v[idx[7]], kv_v[idx[8]], act_v[idx[9]],
-                  loop_decode, out_f, out_bound, out_fits, out_maxb, f)
+            _eval_dep(d, float(batch_v[idx[4]]), float(prompt_v[idx[5]]),
+                      float(output_v[idx[6]]), loop_decode, out_f, out_bound, out_fits,
+                      out_maxb, f)
             a = 9
             idx[a] += 1
             while idx[a] == sizes[a] and a > 0:
                 idx[a] = 0
                 a -= 1
                 idx[a] += 1
+            # deployment constants change only with model, chip, tp, pp or a dtype
+            if (dtypes_vary or a <= 3) and f + 1 < f1:
+                d = _deploy(mt, model_v[idx[0]], ct, chip_v[idx[1]], db, float(tp_v[idx[2]]),
+                            float(pp_v[idx[3]]), w_v[idx[7]], kv_v[idx[8]], act_v[idx[9]])
 
 
 def _with_threads(n_threads, fn, *args):
