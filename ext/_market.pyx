@@ -22,6 +22,8 @@ from libc.stdlib cimport malloc, free
 DEF N_IN = 45
 DEF N_OUT = 18
 DEF N_YP = 6
+# draws per sub-batch of the fused kernel (series-major buffer stays in L2; see numba_kernel._SUB)
+DEF SUB = 128
 
 cdef double S_YEAR = 31557600.0
 cdef double S_DAY = 86400.0
@@ -73,7 +75,8 @@ cdef inline double _min(double a, double b) noexcept nogil:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept nogil:
+cdef void _draw(const double* x, const double* yp, int T, double* o, Py_ssize_t stride) noexcept nogil:
+    # output k of year t goes to o[(k*T + t) * stride]
     cdef double D0 = x[0], g1 = x[1], gdec = x[2], P0 = x[3], p1 = x[4], pdec = x[5], eps = x[6]
     cdef double rs_max = x[7], rs_mid = x[8], rs_k = x[9], rm = x[10]
     cdef double as_max = x[11], as_mid = x[12], as_k = x[13], ac = x[14]
@@ -81,7 +84,6 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
     cdef double runs0 = x[22], runsg = x[23], cpr0 = x[24], cprg = x[25], cdec = x[26], ptm = x[27]
     cdef double tutil = x[28], pfac = x[29], life = x[30], gprior = x[31], pue = x[32], elec = x[33]
     cdef double ceiling = x[42], sdec = x[43], mk = x[44]
-    cdef double lP0 = log(P0)
     cdef double keep = 1.0 - 1.0 / life
     cdef double inv_ceiling = 1.0 / ceiling
     cdef double y0 = yp[0]
@@ -90,6 +92,11 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
     cdef double ea = exp(-as_k * (y0 - as_mid))
     cdef double ea_step = exp(-as_k)
     cdef double mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+    cdef double inv_mix0 = 1.0 / mix0
+    cdef double inv_life_s = 1.0 / (life * S_YEAR)
+    cdef double inv_s_tutil = 1.0 / (S_YEAR * tutil)
+    cdef double energy_cost = pue * elec * (1.0 / J_KWH)
+    cdef double tps_per_day = p2a * (1.0 / S_DAY)
     cdef double inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
     cdef double w0 = x[34], w1 = x[36], w2 = x[38], w3 = x[40]
     cdef double r0 = pow(x[35] / w0, inv_tpr)
@@ -107,8 +114,8 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
     cdef double cap_inf = 0.0, cap_tr = 0.0, chips = 0.0, power_w = 0.0
     cdef double mix, tokens_day, price, theta, flops, inv_flops, chip_price, watts, chips_llm
     cdef double c_inf, c_tr, ret_inf, ret_tr, want_inf, want_tr, xr, f, new_inf, new_tr, use_inf, use_tr
-    cdef double cost_mtok, lr, lcap
-    cdef double bought_inf, bought_tr, shipped, spend_inf, spend_tr, spend, cost_s, wsum, served
+    cdef double cost_mtok, cap_price, inv_theta, spend_per_w
+    cdef double bought_inf, bought_tr, shipped, spend_inf, spend_tr, spend, cost_s, served
     cdef const double* row
     cdef int t
     for t in range(T):
@@ -133,21 +140,21 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
                 hwf = hwf * hw
         mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
         theta = row[1] * hwf * eff * util * swf
+        inv_theta = 1.0 / theta
         flops = row[2] * hwf
         inv_flops = 1.0 / flops
         chip_price = row[3] * pfac
         watts = row[4]
-        cost_s = chip_price / (life * S_YEAR) + watts * pue * elec / J_KWH
-        cost_mtok = cost_s * p2a / theta * 1e6
-        lr = -Lam
-        lcap = log(mk * cost_mtok) - lP0
-        if lcap < lr:
-            lr = lcap
-        price = P0 * exp(lr)
-        tokens_day = D0 * B * exp(-eps * lr) * (mix / mix0)
-        chips_llm = tokens_day / S_DAY * p2a / theta
+        cost_s = chip_price * inv_life_s + watts * energy_cost
+        cost_mtok = cost_s * p2a * inv_theta * 1e6
+        price = P0 * exp(-Lam)
+        cap_price = mk * cost_mtok
+        if cap_price < price:
+            price = cap_price
+        tokens_day = D0 * B * exp(eps * Lam) * (mix * inv_mix0)
+        chips_llm = tokens_day * tps_per_day * inv_theta
         c_inf = chips_llm * flops + oth
-        c_tr = train / (S_YEAR * tutil)
+        c_tr = train * inv_s_tutil
         if t == 0:
             cap_inf = c_inf / gprior
             cap_tr = c_tr / gprior
@@ -174,25 +181,25 @@ cdef void _draw(const double* x, const double* yp, int T, double* o) noexcept no
         chips = chips * keep + shipped
         power_w = power_w * keep + shipped * watts
         served = tokens_day * (use_inf / c_inf)
-        wsum = w0 + w1 + w2 + w3
-        o[0 * T + t] = served
-        o[1 * T + t] = price
-        o[2 * T + t] = cost_mtok
-        o[3 * T + t] = served * 365.25 * price * 1e-6
-        o[4 * T + t] = use_inf
-        o[5 * T + t] = use_tr * (S_YEAR * tutil)
-        o[6 * T + t] = use_inf / (use_inf + use_tr)
-        o[7 * T + t] = chips
-        o[8 * T + t] = shipped
-        o[9 * T + t] = power_w * pue * 1e-9
-        o[10 * T + t] = spend_inf
-        o[11 * T + t] = spend_tr
-        o[12 * T + t] = spend
-        o[13 * T + t] = spend_inf / spend
-        o[14 * T + t] = spend * (w0 / wsum)
-        o[15 * T + t] = spend * (w1 / wsum)
-        o[16 * T + t] = spend * (w2 / wsum)
-        o[17 * T + t] = spend * (w3 / wsum)
+        spend_per_w = spend / (w0 + w1 + w2 + w3)
+        o[(0 * T + t) * stride] = served
+        o[(1 * T + t) * stride] = price
+        o[(2 * T + t) * stride] = cost_mtok
+        o[(3 * T + t) * stride] = served * 365.25 * price * 1e-6
+        o[(4 * T + t) * stride] = use_inf
+        o[(5 * T + t) * stride] = use_tr * (S_YEAR * tutil)
+        o[(6 * T + t) * stride] = use_inf / (use_inf + use_tr)
+        o[(7 * T + t) * stride] = chips
+        o[(8 * T + t) * stride] = shipped
+        o[(9 * T + t) * stride] = power_w * pue * 1e-9
+        o[(10 * T + t) * stride] = spend_inf
+        o[(11 * T + t) * stride] = spend_tr
+        o[(12 * T + t) * stride] = spend
+        o[(13 * T + t) * stride] = spend_inf / spend
+        o[(14 * T + t) * stride] = w0 * spend_per_w
+        o[(15 * T + t) * stride] = w1 * spend_per_w
+        o[(16 * T + t) * stride] = w2 * spend_per_w
+        o[(17 * T + t) * stride] = w3 * spend_per_w
 
 
 def _check(x, yp):
@@ -216,7 +223,7 @@ def market_values(const double[:, ::1] x, const double[:, ::1] yp, double[:, :, 
     if n == 0:
         return np.asarray(out)
     for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        _draw(&x[i, 0], &yp[0, 0], T, &out[i, 0, 0])
+        _draw(&x[i, 0], &yp[0, 0], T, &out[i, 0, 0], 1)
     return np.asarray(out)
 
 
@@ -238,47 +245,65 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:,
     for e in range(ne):
         if ev_series[e] < 0 or ev_series[e] >= ns:
             raise ValueError(f"event series index {ev_series[e]} out of range")
-    cdef double* buf = <double*> malloc(ns * sizeof(double))
-    if buf == NULL:
+    cdef double* buf = <double*> malloc(ns * SUB * sizeof(double))
+    cdef char* bad = <char*> malloc(SUB * sizeof(char))
+    if buf == NULL or bad == NULL:
+        free(buf)
+        free(bad)
         raise MemoryError()
     cdef uint64_t bits
-    cdef int64_t key, m
-    cdef double v
-    cdef bint bad
+    cdef int64_t key, m, c
+    cdef double v, acc, thr
     cdef int64_t bad_draws = 0
+    cdef Py_ssize_t start, mn, off
+    cdef int64_t* h
     with nogil:
-        for i in range(n):
-            _draw(&x[i, 0], &yp[0, 0], T, buf)
-            bad = False
+        for start in range(0, n, SUB):
+            mn = SUB if n - start > SUB else n - start
+            for i in range(mn):
+                _draw(&x[start + i, 0], &yp[0, 0], T, buf + i, mn)
+                bad[i] = 0
             for s in range(ns):
-                v = buf[s]
-                if not isfinite(v):
-                    nonfinite[s] += 1
-                    bad = True
-                    continue
-                sums[s] += v
-                bits = (<uint64_t*> &buf[s])[0]
-                key = <int64_t> ((bits & ABS_MASK) >> SHIFT)
-                if key < KLO:
-                    hist[s, ZERO] += 1
-                    continue
-                m = key - KLO
-                if m >= HALF:
-                    m = HALF - 1
-                    clamped[s] += 1
-                if bits >> 63:
-                    hist[s, ZERO - 1 - m] += 1
-                else:
-                    hist[s, ZERO + 1 + m] += 1
-            if bad:
-                bad_draws += 1
+                off = s * mn
+                h = &hist[s, 0]
+                acc = sums[s]
+                for i in range(mn):
+                    v = buf[off + i]
+                    if not isfinite(v):
+                        nonfinite[s] += 1
+                        bad[i] = 1
+                        continue
+                    acc += v
+                    bits = (<uint64_t*> &buf[off + i])[0]
+                    key = <int64_t> ((bits & ABS_MASK) >> SHIFT)
+                    if key < KLO:
+                        h[ZERO] += 1
+                        continue
+                    m = key - KLO
+                    if m >= HALF:
+                        m = HALF - 1
+                        clamped[s] += 1
+                    if bits >> 63:
+                        h[ZERO - 1 - m] += 1
+                    else:
+                        h[ZERO + 1 + m] += 1
+                sums[s] = acc
+            for i in range(mn):
+                if bad[i]:
+                    bad_draws += 1
             for e in range(ne):
-                v = buf[ev_series[e]]
+                off = ev_series[e] * mn
+                thr = ev_threshold[e]
+                c = 0
                 if ev_op[e] == 0:
-                    if v > ev_threshold[e]:
-                        ev_count[e] += 1
+                    for i in range(mn):
+                        if buf[off + i] > thr:
+                            c += 1
                 else:
-                    if v < ev_threshold[e]:
-                        ev_count[e] += 1
+                    for i in range(mn):
+                        if buf[off + i] < thr:
+                            c += 1
+                ev_count[e] += c
     free(buf)
+    free(bad)
     return bad_draws

@@ -129,6 +129,8 @@ def _correlate_columns(z, cols, factor, tmp):
 
 
 _FAST_FIXED, _FAST_NORMAL, _FAST_LOGNORMAL, _FAST_UNIFORM, _FAST_TRIANGULAR = 0, 1, 2, 3, 4
+#: uniform and triangular inputs sampled from a uniform variate ``u`` (no normal score)
+_FAST_U_UNIFORM, _FAST_U_TRIANGULAR = 5, 6
 _SQRT1_2 = 0.7071067811865476
 
 
@@ -163,6 +165,51 @@ def _fast_from_normal(z, zcols, out, ocols, codes, params):
                         v = p0 + math.sqrt(u * (p2 - p0) * (p1 - p0))
                     else:
                         v = p2 - math.sqrt((1.0 - u) * (p2 - p0) * (p2 - p1))
+            out[i, ocols[c]] = v
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _fast_from_scores(z, u, cols, out, ocols, codes, params):
+    """As :func:`_fast_from_normal`, but codes 5 and 6 (uniform, triangular) read a
+    uniform variate ``u[i, cols[c]]`` directly (inverse transform without the normal
+    CDF, Devroye 1986 sec. II.2) and the others a normal score ``z[i, cols[c]]``."""
+    n = out.shape[0]
+    k = codes.shape[0]
+    for i in range(n):
+        for c in range(k):
+            code = codes[c]
+            p0 = params[c, 0]
+            p1 = params[c, 1]
+            if code == 0:
+                out[i, ocols[c]] = p0
+                continue
+            if code >= 5:
+                uu = u[i, cols[c]]
+                if code == 5:
+                    v = p0 + (p1 - p0) * uu
+                else:
+                    p2 = params[c, 2]
+                    if uu < (p1 - p0) / (p2 - p0):
+                        v = p0 + math.sqrt(uu * (p2 - p0) * (p1 - p0))
+                    else:
+                        v = p2 - math.sqrt((1.0 - uu) * (p2 - p0) * (p2 - p1))
+                out[i, ocols[c]] = v
+                continue
+            zz = z[i, cols[c]]
+            if code == 1:
+                v = p0 + p1 * zz
+            elif code == 2:
+                v = np.exp(p0 + p1 * zz)
+            else:
+                uu = 0.5 * math.erfc(-zz * _SQRT1_2)
+                if code == 3:
+                    v = p0 + (p1 - p0) * uu
+                else:
+                    p2 = params[c, 2]
+                    if uu < (p1 - p0) / (p2 - p0):
+                        v = p0 + math.sqrt(uu * (p2 - p0) * (p1 - p0))
+                    else:
+                        v = p2 - math.sqrt((1.0 - uu) * (p2 - p0) * (p2 - p1))
             out[i, ocols[c]] = v
 
 
@@ -264,6 +311,7 @@ class MarketModel:
                     raise ValueError(f"correlation names input {n!r}, which is fixed")
             self._corr_cols = np.array([self.random_names.index(n) for n in correlation.names], dtype=np.int64)
         self._plan_transforms()
+        self._plan_streams()
 
     def _plan_transforms(self):
         """Split the inputs into closed-form families (one compiled pass) and the rest (NumPy)."""
@@ -291,6 +339,48 @@ class MarketModel:
         self._fast = (np.array(zc, np.int64), np.array(oc, np.int64), np.array(codes, np.int64),
                       np.ascontiguousarray(np.array(params, np.float64).reshape(-1, 3)))
         self._slow = slow
+
+    def _plan_streams(self):
+        """Which random inputs draw a normal score and which a uniform variate.
+
+        Uniform and triangular inputs outside the correlation block are sampled from a
+        uniform variate (cheaper than a normal score followed by the normal CDF);
+        every other random input, and every correlated one, from a normal score."""
+        corr = set(self.correlation.names) if self.correlation is not None else set()
+        self.normal_names, self.uniform_names = [], []
+        codes, params, cols, oc, slow = [], [], [], [], []
+        for col, (k, d) in enumerate(self.inputs.items()):
+            if not d.is_random:
+                codes.append(_FAST_FIXED); params.append((d.value, 0.0, 0.0)); cols.append(0); oc.append(col)  # type: ignore[attr-defined]
+                continue
+            if type(d) in (Uniform, Triangular) and k not in corr:
+                j = len(self.uniform_names)
+                self.uniform_names.append(k)
+                if type(d) is Uniform:
+                    codes.append(_FAST_U_UNIFORM); params.append((d.lo, d.hi, 0.0))
+                else:
+                    codes.append(_FAST_U_TRIANGULAR); params.append((d.lo, d.mode, d.hi))
+                cols.append(j); oc.append(col)
+                continue
+            j = len(self.normal_names)
+            self.normal_names.append(k)
+            if type(d) is Normal:
+                codes.append(_FAST_NORMAL); params.append((d.mean, d.sd, 0.0))
+            elif type(d) is LogNormal:
+                codes.append(_FAST_LOGNORMAL); params.append((d.mu, d.sigma, 0.0))
+            elif type(d) is Uniform:
+                codes.append(_FAST_UNIFORM); params.append((d.lo, d.hi, 0.0))
+            elif type(d) is Triangular:
+                codes.append(_FAST_TRIANGULAR); params.append((d.lo, d.mode, d.hi))
+            else:
+                slow.append((col, j, d))
+                continue
+            cols.append(j); oc.append(col)
+        self._corr_cols_normal = (np.array([self.normal_names.index(n) for n in self.correlation.names], np.int64)
+                                  if self.correlation is not None else np.zeros(0, np.int64))
+        self._streams = (np.array(cols, np.int64), np.array(oc, np.int64), np.array(codes, np.int64),
+                         np.ascontiguousarray(np.array(params, np.float64).reshape(-1, 3)))
+        self._slow_streams = slow
 
     def _check_vendor_shares(self):
         for end in ("start", "end"):
@@ -335,10 +425,42 @@ class MarketModel:
             out[:, col] = d.from_normal(z[:, j])
         return out
 
-    def sample_inputs(self, rng: np.random.Generator, n: int, correlate: bool = True) -> np.ndarray:
-        """``n`` draws of the input matrix from ``rng``: one standard normal per random input."""
-        z = rng.standard_normal((n, self.n_random))
-        return self.inputs_from_normal(z, correlate=correlate)
+    def inputs_from_scores(self, z: np.ndarray, u: np.ndarray, correlate: bool = True,
+                           out: np.ndarray | None = None) -> np.ndarray:
+        """Input matrix (n, N_INPUTS) from normal scores ``z`` (n, n_normal) of the inputs
+        ``normal_names`` and uniform variates ``u`` (n, n_uniform) of ``uniform_names``.
+
+        ``z`` is modified in place when ``correlate`` and a correlation is set.
+        """
+        n = z.shape[0]
+        if out is None:
+            out = np.empty((n, L.N_INPUTS))
+        if correlate and self.correlation is not None and self._corr_cols_normal.size:
+            _correlate_columns(z, self._corr_cols_normal, self.correlation.factor,
+                               np.empty(self._corr_cols_normal.size))
+        cols, oc, codes, params = self._streams
+        _fast_from_scores(z, u, cols, out, oc, codes, params)
+        for col, j, d in self._slow_streams:
+            out[:, col] = d.from_normal(z[:, j])
+        return out
+
+    def sample_inputs(self, rng: np.random.Generator, n: int, correlate: bool = True,
+                      rng_uniform: np.random.Generator | None = None, out: np.ndarray | None = None,
+                      z: np.ndarray | None = None, u: np.ndarray | None = None) -> np.ndarray:
+        """``n`` draws of the input matrix: ``n x n_normal`` standard normals from ``rng``
+        (row-major, ``Generator.standard_normal``) and ``n x n_uniform`` uniforms on [0, 1)
+        from ``rng_uniform`` (``Generator.random``; ``rng`` itself when not given, after the
+        normals). ``out``, ``z``, ``u``: optional C-contiguous buffers of at least ``n`` rows.
+        """
+        nn, nu = len(self.normal_names), len(self.uniform_names)
+        z = np.empty((n, nn)) if z is None else z[:n]
+        u = np.empty((n, nu)) if u is None else u[:n]
+        out = None if out is None else out[:n]
+        if nn:
+            rng.standard_normal(out=z)
+        if nu:
+            (rng if rng_uniform is None else rng_uniform).random(out=u)
+        return self.inputs_from_scores(z, u, correlate=correlate, out=out)
 
     # -- names ------------------------------------------------------------------------------
     def series_index(self, output: str, year: int) -> int:

@@ -3,9 +3,11 @@
 Design
 ------
 Draws are split into RNG *blocks* of ``BLOCK_DRAWS`` consecutive draws. Block
-``b`` is sampled from ``Generator(PCG64(SeedSequence(seed).spawn(...)[b]))``
-(one stream per block, O'Neill 2014; numpy NEP 19), one standard normal per random
-input per draw, row by row. A block is processed in batches of ``batch_draws``
+``b`` has child ``c_b = SeedSequence(seed).spawn(...)[b]`` and two streams (O'Neill 2014;
+numpy NEP 19): normal scores from ``Generator(PCG64(c_b))`` for the inputs that need
+one (``model.normal_names``) and uniform variates from ``Generator(PCG64(c_b.spawn(1)[0]))``
+for the uncorrelated uniform/triangular inputs (``model.uniform_names``), each filled
+in bulk per batch (``standard_normal(out=)``, ``random(out=)``) and consumed row by row. A block is processed in batches of ``batch_draws``
 rows; the normal stream is consumed sequentially, so the draws do not depend on
 the batch size. Blocks are handed to ``threads`` worker threads; each worker has
 its own integer accumulators (merged exactly), and the floating-point sums are
@@ -32,7 +34,7 @@ from .kernels import layout as L
 from .model import Event, MarketModel, OUTPUTS, parse_event
 from .summaries import Accumulator, RELATIVE_ERROR_BOUND, hist_quantiles
 
-__all__ = ["BLOCK_DRAWS", "DEFAULT_PROBS", "Simulation", "Forecast", "forecast", "sample_values", "block_rngs"]
+__all__ = ["BLOCK_DRAWS", "DEFAULT_PROBS", "Simulation", "Forecast", "forecast", "sample_values", "block_rngs", "block_streams"]
 
 #: Draws per RNG stream; part of the reproducibility contract (changing it changes the draws).
 BLOCK_DRAWS = 1 << 16
@@ -53,11 +55,20 @@ def _check_int(name, value, lo, hi=None):
     return v
 
 
-def block_rngs(seed: int, first: int, count: int) -> list[np.random.Generator]:
-    """Generators of RNG blocks ``first .. first+count-1`` of ``seed``."""
+def block_streams(child: np.random.SeedSequence) -> tuple[np.random.Generator, np.random.Generator]:
+    """The two streams of one RNG block: normal scores from ``PCG64(child)`` and uniform
+    variates from ``PCG64(child.spawn(1)[0])`` (NEP 19: spawned sequences are independent).
+
+    Two streams, each consumed row-major, keep the draws independent of the batch size."""
+    return (np.random.Generator(np.random.PCG64(child)),
+            np.random.Generator(np.random.PCG64(child.spawn(1)[0])))
+
+
+def block_rngs(seed: int, first: int, count: int) -> list[tuple[np.random.Generator, np.random.Generator]]:
+    """(normal, uniform) generators of RNG blocks ``first .. first+count-1`` of ``seed``."""
     ss = np.random.SeedSequence(seed)
     children = ss.spawn(first + count)[first:]
-    return [np.random.Generator(np.random.PCG64(c)) for c in children]
+    return [block_streams(c) for c in children]
 
 
 class _Progress:
@@ -119,12 +130,17 @@ class Simulation:
         self.n_draws = 0
         self.elapsed_s = 0.0
 
-    def _run_block(self, rng: np.random.Generator, n: int, acc: Accumulator, prog: _Progress) -> np.ndarray:
+    def _run_block(self, rngs, n: int, acc: Accumulator, prog: _Progress) -> np.ndarray:
         m = self.model
+        rng, rng_u = rngs
         sums = np.zeros(m.n_series)
+        bd = min(self.batch_draws, n)
+        xbuf = np.empty((bd, L.N_INPUTS))
+        zbuf = np.empty((bd, len(m.normal_names)))
+        ubuf = np.empty((bd, len(m.uniform_names)))
         for start in range(0, n, self.batch_draws):
             nb = min(self.batch_draws, n - start)
-            x = m.sample_inputs(rng, nb)
+            x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf)
             acc.bad_draws += self.backend.summaries(x, m.year_params, acc.hist, sums, acc.nonfinite, acc.clamped,
                                                     self.ev_series, self.ev_op, self.ev_thr, acc.ev_count)
             acc.n_draws += nb
@@ -148,8 +164,7 @@ class Simulation:
         results: list = [None] * nblocks
         if self.threads == 1:
             for b in range(nblocks):
-                rng = np.random.Generator(np.random.PCG64(children[b]))
-                results[b] = self._run_block(rng, sizes[b], self.acc, prog)
+                results[b] = self._run_block(block_streams(children[b]), sizes[b], self.acc, prog)
         else:
             nxt = iter(range(nblocks))
             lock = threading.Lock()
@@ -161,8 +176,7 @@ class Simulation:
                         b = next(nxt, None)
                     if b is None:
                         return
-                    rng = np.random.Generator(np.random.PCG64(children[b]))
-                    results[b] = self._run_block(rng, sizes[b], accs[w], prog)
+                    results[b] = self._run_block(block_streams(children[b]), sizes[b], accs[w], prog)
 
             with ThreadPoolExecutor(self.threads) as ex:
                 for f in [ex.submit(worker, w) for w in range(self.threads)]:
@@ -312,9 +326,9 @@ def sample_values(model: MarketModel, draws: int, seed: int = 0, backend: str = 
     be = get_backend(backend)
     nblocks = -(-draws // BLOCK_DRAWS)
     xs = []
-    for b, rng in enumerate(block_rngs(seed, 0, nblocks)):
+    for b, (rng, rng_u) in enumerate(block_rngs(seed, 0, nblocks)):
         n = min(BLOCK_DRAWS, draws - b * BLOCK_DRAWS)
-        xs.append(model.sample_inputs(rng, n, correlate=correlate))
+        xs.append(model.sample_inputs(rng, n, correlate=correlate, rng_uniform=rng_u))
     x = np.ascontiguousarray(np.concatenate(xs))
     out = np.empty((draws, L.N_OUTPUTS, model.n_years))
     be.values(x, model.year_params, out, threads)

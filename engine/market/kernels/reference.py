@@ -18,7 +18,8 @@ for the sources of each relation:
 * the price is capped by a largest sustainable markup on the serving cost,
   ``P_t = min(P_0 exp(-Lambda_t), m_max * cost_t)`` (competition: the DeepSeek
   disclosure of Feb 2025 puts theoretical revenue at 6.45x the rented-GPU cost),
-  and demand responds to the realised price, ``(P_t / P_0)^-eps``;
+  and demand responds to the price trend, ``exp(eps Lambda_t)`` (the cap limits the
+  margin, not the technology-driven price index that demand follows);
 * reasoning and agent shares are logistic in the year (Griliches 1957 diffusion):
   ``s(y) = s_max / (1 + exp(-k (y - y_mid)))``; tokens scale by
   ``[1 + s_r (m_r - 1)] [1 + s_a (c_a - 1)]`` relative to the base year;
@@ -92,7 +93,6 @@ def _values(x, yp, out, n, T):
     ceiling = c[42]
     sdec = c[43]
     mk = c[44]
-    lP0 = np.log(P0)
     S = L.SECONDS_PER_YEAR
     keep = 1.0 - 1.0 / life
     inv_ceiling = 1.0 / ceiling
@@ -102,6 +102,11 @@ def _values(x, yp, out, n, T):
     ea = np.exp(-as_k * (y0 - as_mid))
     ea_step = np.exp(-as_k)
     mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
+    inv_mix0 = 1.0 / mix0
+    inv_life_s = 1.0 / (life * S)
+    inv_s_tutil = 1.0 / (S * tutil)
+    energy_cost = pue * elec * (1.0 / L.JOULES_PER_KWH)
+    tps_per_day = p2a * (1.0 / L.SECONDS_PER_DAY)
     inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
     w = []
     r = []
@@ -140,18 +145,18 @@ def _values(x, yp, out, n, T):
                 hwf = hwf * hw
         mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
         theta = yp[t, 1] * hwf * eff * util * swf
+        inv_theta = 1.0 / theta
         flops = yp[t, 2] * hwf
         inv_flops = 1.0 / flops
         chip_price = yp[t, 3] * pfac
         watts = yp[t, 4]
-        cost_s = chip_price / (life * S) + watts * pue * elec / L.JOULES_PER_KWH
-        cost_mtok = cost_s * p2a / theta * 1e6
-        lr = np.minimum(-Lam, np.log(mk * cost_mtok) - lP0)
-        price = P0 * np.exp(lr)
-        tokens_day = D0 * B * np.exp(-eps * lr) * (mix / mix0)
-        chips_llm = tokens_day / L.SECONDS_PER_DAY * p2a / theta
+        cost_s = chip_price * inv_life_s + watts * energy_cost
+        cost_mtok = cost_s * p2a * inv_theta * 1e6
+        price = np.minimum(P0 * np.exp(-Lam), mk * cost_mtok)
+        tokens_day = D0 * B * np.exp(eps * Lam) * (mix * inv_mix0)
+        chips_llm = tokens_day * tps_per_day * inv_theta
         c_inf = chips_llm * flops + oth
-        c_tr = train / (S * tutil)
+        c_tr = train * inv_s_tutil
         if t == 0:
             cap_inf = c_inf / gprior
             cap_tr = c_tr / gprior
@@ -178,7 +183,7 @@ def _values(x, yp, out, n, T):
         chips = chips * keep + shipped
         power_w = power_w * keep + shipped * watts
         served = tokens_day * (use_inf / c_inf)
-        wsum = w[0] + w[1] + w[2] + w[3]
+        spend_per_w = spend / (w[0] + w[1] + w[2] + w[3])
         o = out[:, :, t]
         o[:, 0] = served
         o[:, 1] = price
@@ -195,7 +200,7 @@ def _values(x, yp, out, n, T):
         o[:, 12] = spend
         o[:, 13] = spend_inf / spend
         for v in range(4):
-            o[:, 14 + v] = spend * (w[v] / wsum)
+            o[:, 14 + v] = w[v] * spend_per_w
     return out
 
 
