@@ -56,9 +56,10 @@ def claims() -> dict:
     llama70 = engine.get_model("llama-3.1-70b")
     sram = {}
     for name in ("groq-lpu", "cerebras-wse-3"):
-        c = chip(name)
-        sram[name] = {d: math.ceil(llama70.total_params * nbytes / c.sram_bytes)
-                      for d, nbytes in (("bf16", 2), ("fp8", 1))}
+        # engine.chips_needed: weights + KV of one short request, 10% memory reserve
+        sram[name] = {d: engine.chips_needed(llama70, chip(name), batch=1, prompt_tokens=1,
+                                             output_tokens=1, weight_dtype=d, kv_dtype=d)
+                      for d in ("bf16", "fp8")}
     out["sram_chip_counts"] = {"weights_gb_bf16": llama70.total_params * 2 / 1e9, **sram}
     mi = engine.estimate("llama-3.1-70b", chip("mi300x"), batch=1, prompt_tokens=2048,
                          output_tokens=256)
@@ -115,9 +116,9 @@ def render(c: dict) -> str:
          f"{Q['weights_gb']['int4']:.1f} GB: ratios {Q['ratio_8bit']:.3f} and "
          f"{Q['ratio_4bit']:.3f} (scales and zero-points not modelled; the KV cache does not "
          f"shrink unless it is quantized too) | confirmed (weights only) |"),
-        (f"| Groq / Cerebras need many chips for a 70B model (issue 3) | first-order count = "
-         f"ceil(weights / on-chip SRAM per chip), weights only (KV cache, activations and "
-         f"replication ignored): Llama-3.1-70B ({S['weights_gb_bf16']:.1f} GB bf16) needs "
+        (f"| Groq / Cerebras need many chips for a 70B model (issue 3) | `engine.chips_needed`: "
+         f"ceil((weights + KV) / (SRAM per chip x 0.9 usable)), an even split with no "
+         f"replication, for one short request: Llama-3.1-70B ({S['weights_gb_bf16']:.1f} GB bf16) needs "
          f"{S['groq-lpu']['bf16']} Groq LPUs (230 MB SRAM) in bf16, {S['groq-lpu']['fp8']} in "
          f"fp8; {S['cerebras-wse-3']['bf16']} Cerebras WSE-3 (44 GB SRAM) in bf16, "
          f"{S['cerebras-wse-3']['fp8']} in fp8 | hundreds of LPUs, a few wafers |"),
@@ -137,7 +138,7 @@ def render(c: dict) -> str:
         "How each number is made: peak and bandwidth ratios divide catalog figures; speeds are",
         "ratios of the engine's TTFT (prefill) and TPOT (one decode step) for the same scenario;",
         "memory fit uses the engine's rule `weights/(tp pp) + KV <= memory x 0.9`",
-        "(docs/physics.md); SRAM chip counts are the first-order `ceil(weights / SRAM per chip)`",
+        "(docs/physics.md); SRAM chip counts are `engine.chips_needed` (weights + KV over usable SRAM)",
         "stated above, not a full system design.",
         "",
     ]

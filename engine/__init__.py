@@ -16,7 +16,7 @@ show_config
 """
 from __future__ import annotations
 
-from .api import estimate, latency_profile, sweep
+from .api import chips_needed, estimate, latency_profile, sweep
 from .catalog import chips, get_chip, get_model, load_catalog, models
 from .chip import Chip
 from .config import show_config
@@ -32,6 +32,6 @@ def calibrate(*args, **kwargs):
 
 __version__ = "0.1.0"
 
-__all__ = ["estimate", "sweep", "latency_profile", "max_throughput", "calibrate", "Chip", "Model", "get_chip", "get_model",
+__all__ = ["estimate", "sweep", "latency_profile", "chips_needed", "max_throughput", "calibrate", "Chip", "Model", "get_chip", "get_model",
            "chips", "models", "load_catalog", "show_config", "Estimate", "SweepResult",
            "__version__"]

@@ -19,7 +19,7 @@ from .core import dispatch
 from .core import layout as L
 from .core.grid import axis_block
 from .core.reference import decode_profile_reference
-from .dtypes import DTYPES, bytes_table, dtype_code
+from .dtypes import DTYPES, bytes_table, dtype_bytes, dtype_code
 from .results import Estimate, SweepResult
 from .tables import build_tables, check_deployment
 
@@ -173,7 +173,31 @@ def estimate(model, chip, *, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tok
     m = catalog.get_model(model)
     est["total_params"] = m.total_params
     est["active_params"] = m.active_params
+    est["chips_needed"] = chips_needed(m, res._grid.values["chip"][0], batch=batch,
+                                       prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                                       weight_dtype=weight_dtype, kv_dtype=kv_dtype)
     return est
+
+
+def chips_needed(model, chip, *, batch=1, prompt_tokens=1024, output_tokens=256,
+                 weight_dtype="bf16", kv_dtype="bf16") -> int:
+    """Fewest chips whose usable memory holds the weights and the KV cache [chip].
+
+    ``ceil((weights + batch x KV(prompt + output)) / (memory x (1 - reserve)))``:
+    a first-order count that assumes weights and KV split evenly with no
+    replication. For SRAM-only parts (Groq LPU, Cerebras WSE-3) the memory is
+    the on-chip SRAM, so a 70B model needs hundreds of LPUs.
+    """
+    m = catalog.get_model(model)
+    c = catalog.get_chip(chip)
+    b = D.BATCH.check(batch)
+    ctx = D.PROMPT_TOKENS.check(prompt_tokens) + D.OUTPUT_TOKENS.check(output_tokens)
+    if c.memory_bytes is None:
+        raise ValueError(f"chip '{c.name}' has no sourced memory capacity")
+    usable = c.memory_bytes * (1.0 - c.memory_reserve_fraction)
+    need = (m.total_params * dtype_bytes(weight_dtype, "weight_dtype")
+            + b * ctx * m.kv_bytes_per_token(kv_dtype, context=ctx))
+    return int(np.ceil(need / usable))
 
 
 def latency_profile(model, chip, *, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tokens=256,

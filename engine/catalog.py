@@ -55,6 +55,7 @@ UNITS: dict[str, dict[str, float]] = {
     "usd": {"USD": 1.0},
     "usd_per_hour": {"USD/h": 1.0},
     "ratio": {"1": 1.0},
+    "count": {"chips": 1.0},
 }
 
 #: catalog key -> (Chip field, dimension, default unit). Keys carry their
@@ -71,6 +72,9 @@ CHIP_FIGURES: dict[str, tuple[str, str, str]] = {
     "sram_bandwidth_tbs": ("sram_bandwidth", "bandwidth", "TB/s"),
     "link_bandwidth_gbs": ("link_bandwidth", "bandwidth", "GB/s"),
     "link_latency_us": ("link_latency", "time", "us"),
+    "scaleup_domain": ("scaleup_domain", "count", "chips"),
+    "scaleout_bandwidth_gbs": ("scaleout_bandwidth", "bandwidth", "GB/s"),
+    "scaleout_latency_us": ("scaleout_latency", "time", "us"),
     "tdp_w": ("tdp", "power", "W"),
     "price_usd": ("price", "usd", "USD"),
     "hourly_usd": ("hourly_price", "usd_per_hour", "USD/h"),

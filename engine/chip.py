@@ -28,6 +28,9 @@ _FIGURE_DOMAINS = {
     "sram_bandwidth": D.SRAM_BANDWIDTH,
     "link_bandwidth": D.LINK_BANDWIDTH,
     "link_latency": D.LINK_LATENCY,
+    "scaleup_domain": D.SCALEUP_DOMAIN,
+    "scaleout_bandwidth": D.SCALEOUT_BANDWIDTH,
+    "scaleout_latency": D.LINK_LATENCY,
     "tdp": D.TDP,
     "price": D.PRICE,
     "hourly_price": D.HOURLY_PRICE,
@@ -62,6 +65,15 @@ class Chip:
         (NVLink 4: 900 GB/s). Collectives use half of it per direction.
     link_latency : float
         Per-message latency of one scale-up transfer [s].
+    scaleup_domain : int or None
+        Chips that share the scale-up link (8 in an HGX node, 72 in an NVL72
+        rack); ``None`` = no sourced limit (tensor parallelism of any degree
+        uses the scale-up link).
+    scaleout_bandwidth : float or None
+        Network bandwidth per chip between scale-up domains, bidirectional
+        total [byte/s] (e.g. one 400 Gb/s NIC per GPU = 100e9).
+    scaleout_latency : float
+        Per-message latency of one scale-out transfer [s].
     tdp : float or None
         Board power [W].
     price, hourly_price : float or None
@@ -91,6 +103,9 @@ class Chip:
     sram_bandwidth: float | None = None
     link_bandwidth: float | None = None
     link_latency: float = 0.0
+    scaleup_domain: float | None = None
+    scaleout_bandwidth: float | None = None
+    scaleout_latency: float = 0.0
     tdp: float | None = None
     price: float | None = None
     hourly_price: float | None = None

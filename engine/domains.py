@@ -133,6 +133,10 @@ LINK_BANDWIDTH = _pos("link_bandwidth", "byte/s", (1e10, 2e12),
                       "Scale-up interconnect bandwidth per chip, bidirectional total.")
 LINK_LATENCY = Domain("link_latency", "s", 0.0, 1.0, typical=(1e-6, 2e-5),
                       description="Per-message latency of one scale-up transfer.")
+SCALEUP_DOMAIN = _pos("scaleup_domain", "chip", (2, 256),
+                      "Chips that share the scale-up interconnect (an HGX node: 8).", integer=True)
+SCALEOUT_BANDWIDTH = _pos("scaleout_bandwidth", "byte/s", (1e10, 2e11),
+                          "Scale-out network bandwidth per chip, bidirectional total.")
 TDP = _pos("tdp", "W", (50, 1500), "Board power (thermal design power).")
 PRICE = _pos("price", "USD", (1e3, 1e5), "Purchase price per chip.")
 HOURLY_PRICE = _pos("hourly_price", "USD/h", (0.3, 10), "Rental price per chip-hour.")

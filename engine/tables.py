@@ -66,6 +66,10 @@ def chip_row(chip: Chip) -> np.ndarray:
         row[L.C_HOURLY_USD] = chip.hourly_price
     if chip.tdp is not None:
         row[L.C_TDP_W] = chip.tdp
+    row[L.C_SCALEUP_DOMAIN] = np.inf if chip.scaleup_domain is None else chip.scaleup_domain
+    if chip.scaleout_bandwidth is not None:
+        row[L.C_INV_SCALEOUT_BW] = 1.0 / (0.5 * chip.scaleout_bandwidth * chip.network_efficiency)
+    row[L.C_SCALEOUT_LATENCY] = chip.scaleout_latency
     return row
 
 
@@ -88,3 +92,8 @@ def check_deployment(model: Model, chip: Chip, tp: int, pp: int, act_dtype: str)
     if (tp > 1 or pp > 1) and (chip.link_bandwidth is None or not math.isfinite(chip.link_bandwidth)):
         raise ValueError(f"tp={tp}, pp={pp} needs a scale-up link, but chip '{chip.name}' has no "
                          f"sourced link_bandwidth")
+    domain = chip.scaleup_domain
+    if domain is not None and tp * pp > domain and chip.scaleout_bandwidth is None:
+        raise ValueError(f"tp x pp = {tp * pp} chips exceeds the scale-up domain of chip "
+                         f"'{chip.name}' ({int(domain)} chips) and it has no sourced "
+                         f"scaleout_bandwidth")

@@ -26,7 +26,7 @@ Design
   (``openmp_enabled()`` says which).
 """
 from cython.parallel cimport prange
-from libc.math cimport floor, expm1, NAN
+from libc.math cimport floor, ceil, expm1, NAN
 cimport cython
 
 cdef extern from *:
@@ -72,7 +72,10 @@ cdef enum:
     C_STEP_OVERHEAD = 11
     C_HOURLY_USD = 12
     C_TDP_W = 13
-    N_CHIP_COLS = 14
+    C_SCALEUP_DOMAIN = 14
+    C_INV_SCALEOUT_BW = 15
+    C_SCALEOUT_LATENCY = 16
+    N_CHIP_COLS = 17
     N_FLOAT_OUT = 9
     N_DTYPE_CODES = 7
     N_GRID_AXES = 10
@@ -89,7 +92,8 @@ _LAYOUT = dict(
     M_EXPERTS_ACTIVE=M_EXPERTS_ACTIVE, M_LOG_KEEP=M_LOG_KEEP, N_MODEL_COLS=N_MODEL_COLS,
     C_INV_FLOPS=C_INV_FLOPS, C_USABLE_BYTES=C_USABLE_BYTES, C_INV_MEM_BW=C_INV_MEM_BW,
     C_INV_LINK_BW=C_INV_LINK_BW, C_LINK_LATENCY=C_LINK_LATENCY, C_STEP_OVERHEAD=C_STEP_OVERHEAD,
-    C_HOURLY_USD=C_HOURLY_USD, C_TDP_W=C_TDP_W, N_CHIP_COLS=N_CHIP_COLS, N_FLOAT_OUT=N_FLOAT_OUT,
+    C_HOURLY_USD=C_HOURLY_USD, C_TDP_W=C_TDP_W, C_SCALEUP_DOMAIN=C_SCALEUP_DOMAIN,
+    C_INV_SCALEOUT_BW=C_INV_SCALEOUT_BW, C_SCALEOUT_LATENCY=C_SCALEOUT_LATENCY, N_CHIP_COLS=N_CHIP_COLS, N_FLOAT_OUT=N_FLOAT_OUT,
     N_DTYPE_CODES=N_DTYPE_CODES, N_GRID_AXES=N_GRID_AXES, BOUND_NONE=BOUND_NONE,
     BOUND_COMPUTE=BOUND_COMPUTE, BOUND_MEMORY=BOUND_MEMORY, BOUND_NETWORK=BOUND_NETWORK,
 )
@@ -146,27 +150,33 @@ cdef inline double _sum_max_affine(double a1, double b1, double a2, double b2,
     return _series(al, bl, lo, m - 1.0) + _series(au, bu, m, hi)
 
 
-cdef inline double _network(double n_tok, double layers, double hidden, double ab, double tp,
-                            double inv_tp, double pp, double inv_link, double lat) noexcept nogil:
-    """Two ring all-reduces per layer plus pp-1 stage hand-offs [s] (0 without parallelism)."""
-    cdef double msg = n_tok * hidden * ab
-    cdef double ar = 2.0 * layers * (2.0 * (tp - 1.0) * inv_tp * msg * inv_link
-                                     + 2.0 * (tp - 1.0) * lat)
-    cdef double p2p = (pp - 1.0) * (msg * inv_link + lat)
-    return (ar if tp > 1.0 else 0.0) + (p2p if pp > 1.0 else 0.0)
-
-
-cdef inline i8 _bound(double t_comp, double t_mem, double t_net) noexcept nogil:
-    cdef i8 code = BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
-    return BOUND_NETWORK if t_net > _max(t_comp, t_mem) else code
-
-
 cdef struct Dep:
     # everything a point needs that depends only on (model, chip, tp, pp, dtypes)
     double wb, kb, ab, inv_f, inv_bw, inv_link, lat, ovh, layers, hidden, w, kv_full, kv_win
     double n_exp, log_keep, kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes, room
     double kv_seq_unit, kv_tok_bytes, act_tok_bytes, wread_unit, flop_lin, flop_head
     double attn_full, attn_win, p_read, p_exp, hourly, tdp, n_chips
+    double tp_inv_link, tp_lat, inv_out, lat_out, within, cross
+
+
+cdef inline double _network(double n_tok, const Dep* d) noexcept nogil:
+    """Two ring all-reduces per layer plus the stage hand-offs of one pass [s].
+
+    The ring runs on the scale-up link inside the domain, at scale-out speed
+    beyond it; ``d.within``/``d.cross`` hand-offs stay inside / leave a domain.
+    """
+    cdef double msg = n_tok * d.hidden * d.ab
+    cdef double ar = 2.0 * d.layers * (2.0 * (d.tp - 1.0) * d.inv_tp * msg * d.tp_inv_link
+                                       + 2.0 * (d.tp - 1.0) * d.tp_lat)
+    cdef double p_in = d.within * (msg * d.inv_link + d.lat)
+    cdef double p_out = d.cross * (msg * d.inv_out + d.lat_out)
+    return ((ar if d.tp > 1.0 else 0.0) + (p_in if d.within > 0.0 else 0.0)
+            + (p_out if d.cross > 0.0 else 0.0))
+
+
+cdef inline i8 _bound(double t_comp, double t_mem, double t_net) noexcept nogil:
+    cdef i8 code = BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
+    return BOUND_NETWORK if t_net > _max(t_comp, t_mem) else code
 
 
 cdef inline void _deploy(Dep* d, const double* m, const double* c, const double* db, double tp,
@@ -207,6 +217,15 @@ cdef inline void _deploy(Dep* d, const double* m, const double* c, const double*
     d.hourly = c[C_HOURLY_USD]
     d.tdp = c[C_TDP_W]
     d.n_chips = tp * pp
+    # tensor-parallel ring: scale-up link inside the domain, scale-out beyond it
+    cdef double domain = c[C_SCALEUP_DOMAIN]
+    d.inv_out = c[C_INV_SCALEOUT_BW]
+    d.lat_out = c[C_SCALEOUT_LATENCY]
+    d.tp_inv_link = d.inv_link if tp <= domain else d.inv_out
+    d.tp_lat = d.lat if tp <= domain else d.lat_out
+    # pipeline hand-offs leaving a domain of floor(domain / tp) stages
+    d.cross = _max(ceil(pp / _max(floor(domain / tp), 1.0)) - 1.0, 0.0)
+    d.within = pp - 1.0 - d.cross
 
 
 cdef inline void _eval_dep(const Dep* d, double B, double P, double N, bint loop_decode,
@@ -225,7 +244,8 @@ cdef inline void _eval_dep(const Dep* d, double B, double P, double N, bint loop
 
     # memory per chip
     ctx_max = P + N
-    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * _min(ctx_max, w)) * (d.tp * d.inv_chips)
+    # each chip holds 1/pp of the layers for the pp micro-batches in flight: pp cancels
+    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * _min(ctx_max, w))
     mb = _min(floor(d.room / kv_seq), 4611686018427387904.0)
     fits = B <= mb
 
@@ -242,7 +262,7 @@ cdef inline void _eval_dep(const Dep* d, double B, double P, double N, bint loop
     t_comp = flops_pre * d.inv_tp * d.inv_f
     t_mem = (d.wread_unit * (d.p_read + d.p_exp * touched_pre)
              + n_pre * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
-    t_net = _network(n_pre, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    t_net = _network(n_pre, d)
     ttft = _max(t_comp, t_mem) + t_net + d.ovh
     bound_pre = _bound(t_comp, t_mem, t_net)
 
@@ -280,11 +300,11 @@ cdef inline void _eval_dep(const Dep* d, double B, double P, double N, bint loop
         s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
         s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
     n_steps = N - 1.0
-    t_net_d = _network(B, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    t_net_d = _network(B, d)
     decode_total = s_max + n_steps * (t_net_d + d.ovh)
     bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
     e2e = ttft + decode_total
-    tokens = B * N
+    tokens = d.pp * B * N        # pp micro-batches of B sequences finish per e2e
     inv_tokens = 1.0 / tokens
     tok_s = tokens / e2e
     nan = NAN

@@ -174,3 +174,72 @@ def test_latency_profile_matches_estimate():
     assert prof["step_s"][0] == pytest.approx(est.ttft_s, rel=1e-12)
     assert prof["cumulative_s"][-1] == pytest.approx(est.e2e_s, rel=1e-12)
     assert np.all(np.diff(prof["step_s"][1:]) >= 0)   # longer context never speeds a step
+
+
+# ----------------------------------------------------------- systems and pipelines
+def _system(domain, scaleout_gbs=100.0, latency=5e-6):
+    return replace(engine.get_chip("h100-sxm"), name=f"node{domain}", scaleup_domain=domain,
+                   scaleout_bandwidth=scaleout_gbs * 1e9, scaleout_latency=latency)
+
+
+def test_tensor_parallel_beyond_the_domain_runs_at_scale_out_speed():
+    inside = engine.estimate("llama-3.1-405b", _system(16), tp=16, batch=8, prompt_tokens=256,
+                             output_tokens=64)
+    beyond = engine.estimate("llama-3.1-405b", _system(8), tp=16, batch=8, prompt_tokens=256,
+                             output_tokens=64)
+    assert beyond.tpot_s > inside.tpot_s
+    # the difference is exactly the all-reduce at scale-out instead of NVLink (2 per layer)
+    chip = engine.get_chip("h100-sxm")
+    msg = 8 * 16384 * 2
+    ring = lambda inv_bw, lat: 2 * 126 * (2 * 15 / 16 * msg * inv_bw + 2 * 15 * lat)  # noqa: E731
+    expected = ring(1 / 50e9, 5e-6) - ring(1 / (0.5 * chip.link_bandwidth), chip.link_latency)
+    assert beyond.tpot_s - inside.tpot_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_pipeline_handoffs_leave_the_domain_only_at_domain_edges():
+    from engine.core.reference import stage_handoffs
+    assert stage_handoffs(8, 1, 8) == (0, 0)
+    assert stage_handoffs(8, 4, 8) == (3, 0)          # one stage per 8-chip node
+    assert stage_handoffs(2, 8, 8) == (1, 6)          # 4 stages per node, 2 nodes
+    assert stage_handoffs(4, 6, np.inf) == (0, 5)     # no domain limit
+
+
+def test_pipelined_stages_multiply_throughput_not_latency():
+    kw = dict(batch=4, prompt_tokens=512, output_tokens=128)
+    one = engine.estimate("llama-3.1-70b", "h200", tp=2, pp=1, **kw)
+    two = engine.estimate("llama-3.1-70b", "h200", tp=2, pp=2, **kw)
+    # same per-token work split over sequential stages, plus one hand-off per step
+    assert two.tpot_s > one.tpot_s
+    assert two.output_tokens_per_s == pytest.approx(2 * 4 * 128 / two.e2e_s, rel=1e-12)
+    # each chip holds half the layers for twice the sequences: the same KV bytes
+    assert two.kv_cache_bytes_per_chip == pytest.approx(one.kv_cache_bytes_per_chip, rel=1e-12)
+    assert two.weight_bytes_per_chip == pytest.approx(one.weight_bytes_per_chip / 2, rel=1e-12)
+
+
+def test_beyond_the_domain_needs_a_scale_out_figure():
+    chip = replace(engine.get_chip("h100-sxm"), name="solo-node", scaleup_domain=8)
+    with pytest.raises(ValueError, match="exceeds the scale-up domain of chip 'solo-node' "
+                                         "\\(8 chips\\) and it has no sourced scaleout_bandwidth"):
+        engine.estimate("llama-3.1-405b", chip, tp=8, pp=2)
+    assert engine.estimate("llama-3.1-70b", chip, tp=8).fits
+
+
+def test_chips_needed_counts_weights_and_kv_over_usable_memory():
+    m = engine.get_model("llama-3.1-70b")
+    # Groq LPU: 230 MB of SRAM is its only memory (chips.csv); 10% reserve
+    need = (m.total_params * 2 + 1 * 2048 * m.kv_bytes_per_token("bf16")) / (0.9 * 0.23e9)
+    assert engine.chips_needed(m, "groq-lpu", batch=1, prompt_tokens=1024,
+                               output_tokens=1024) == int(np.ceil(need))
+    assert engine.chips_needed(m, "groq-lpu", prompt_tokens=1, output_tokens=1) > 300
+    assert engine.chips_needed(m, "cerebras-wse-3", prompt_tokens=1, output_tokens=1) <= 4
+    # more sequences never need fewer chips; fp8 weights need about half
+    a = engine.chips_needed(m, "h100-sxm", batch=1)
+    assert engine.chips_needed(m, "h100-sxm", batch=64) >= a
+    assert engine.chips_needed(m, "groq-lpu", weight_dtype="fp8", kv_dtype="fp8",
+                               prompt_tokens=1, output_tokens=1) <= \
+        engine.chips_needed(m, "groq-lpu", prompt_tokens=1, output_tokens=1) // 2 + 1
+    est = engine.estimate(m, "h200", tp=2, batch=8, prompt_tokens=512, output_tokens=64)
+    assert est.chips_needed == engine.chips_needed(m, "h200", batch=8, prompt_tokens=512,
+                                                   output_tokens=64)
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        engine.chips_needed(m, "h100-sxm", batch=0)

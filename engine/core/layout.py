@@ -43,6 +43,10 @@ C_LINK_LATENCY       per-message latency [s]
 C_STEP_OVERHEAD      fixed time per forward pass [s]
 C_HOURLY_USD         rental price per chip-hour [USD/h]; NaN when unknown
 C_TDP_W              board power [W]; NaN when unknown
+C_SCALEUP_DOMAIN     chips sharing the scale-up link (inf when unbounded)
+C_INV_SCALEOUT_BW    1 / (scale-out bandwidth / 2 x network_eff) [s/byte]; NaN
+                     when unknown
+C_SCALEOUT_LATENCY   per-message latency of a scale-out transfer [s]
 ===================  ========================================================
 """
 from __future__ import annotations
@@ -77,7 +81,10 @@ C_LINK_LATENCY = 10
 C_STEP_OVERHEAD = 11
 C_HOURLY_USD = 12
 C_TDP_W = 13
-N_CHIP_COLS = 14
+C_SCALEUP_DOMAIN = 14
+C_INV_SCALEOUT_BW = 15
+C_SCALEOUT_LATENCY = 16
+N_CHIP_COLS = 17
 
 # rows of the float output block ``out_f`` (shape (N_FLOAT_OUT, n))
 O_TTFT = 0

@@ -33,6 +33,8 @@ C_INV_FLOPS, C_USABLE_BYTES, C_INV_MEM_BW, C_INV_LINK_BW = (L.C_INV_FLOPS, L.C_U
                                                             L.C_INV_MEM_BW, L.C_INV_LINK_BW)
 C_LINK_LATENCY, C_STEP_OVERHEAD, C_HOURLY_USD, C_TDP_W = (L.C_LINK_LATENCY, L.C_STEP_OVERHEAD,
                                                           L.C_HOURLY_USD, L.C_TDP_W)
+C_SCALEUP_DOMAIN, C_INV_SCALEOUT_BW, C_SCALEOUT_LATENCY = (L.C_SCALEUP_DOMAIN, L.C_INV_SCALEOUT_BW,
+                                                          L.C_SCALEOUT_LATENCY)
 BOUND_NONE, BOUND_COMPUTE, BOUND_MEMORY, BOUND_NETWORK = (L.BOUND_NONE, L.BOUND_COMPUTE,
                                                           L.BOUND_MEMORY, L.BOUND_NETWORK)
 NAN = math.nan
@@ -62,12 +64,15 @@ def _sum_max_affine(a1, b1, a2, b2, lo, hi):
 
 
 @njit(inline="always", **_OPTS)
-def _network(n_tok, layers, hidden, ab, tp, inv_tp, pp, inv_link, lat):
-    """Two ring all-reduces per layer plus pp-1 stage hand-offs [s]."""
-    msg = n_tok * hidden * ab
-    ar = 2.0 * layers * (2.0 * (tp - 1.0) * inv_tp * msg * inv_link + 2.0 * (tp - 1.0) * lat)
-    p2p = (pp - 1.0) * (msg * inv_link + lat)
-    return (ar if tp > 1.0 else 0.0) + (p2p if pp > 1.0 else 0.0)
+def _network(n_tok, d):
+    """Two ring all-reduces per layer plus the stage hand-offs of one pass [s] (see Cython)."""
+    msg = n_tok * d.hidden * d.ab
+    ar = 2.0 * d.layers * (2.0 * (d.tp - 1.0) * d.inv_tp * msg * d.tp_inv_link
+                           + 2.0 * (d.tp - 1.0) * d.tp_lat)
+    p_in = d.within * (msg * d.inv_link + d.lat)
+    p_out = d.cross * (msg * d.inv_out + d.lat_out)
+    return ((ar if d.tp > 1.0 else 0.0) + (p_in if d.within > 0.0 else 0.0)
+            + (p_out if d.cross > 0.0 else 0.0))
 
 
 @njit(inline="always", **_OPTS)
@@ -82,7 +87,7 @@ Dep = namedtuple("Dep", [
     "kv_full", "kv_win", "n_exp", "log_keep", "kv_frac", "inv_chips", "inv_tp", "tp", "pp",
     "weight_bytes", "room", "kv_seq_unit", "kv_tok_bytes", "act_tok_bytes", "wread_unit",
     "flop_lin", "flop_head", "attn_full", "attn_win", "p_read", "p_exp", "hourly", "tdp",
-    "n_chips"])
+    "n_chips", "tp_inv_link", "tp_lat", "inv_out", "lat_out", "within", "cross"])
 
 
 @njit(inline="always", **_OPTS)
@@ -99,15 +104,25 @@ def _deploy(mt, mi, ct, ci, db, tp, pp, wd, kd, ad):
     hidden = mt[mi, M_HIDDEN]
     kv_full = mt[mi, M_KV_FULL]
     kv_win = mt[mi, M_KV_WIN]
-    return Dep(wb, kb, ab, ct[ci, C_INV_FLOPS + ad], ct[ci, C_INV_MEM_BW], ct[ci, C_INV_LINK_BW],
-               ct[ci, C_LINK_LATENCY], ct[ci, C_STEP_OVERHEAD], layers, hidden,
+    inv_link = ct[ci, C_INV_LINK_BW]
+    lat = ct[ci, C_LINK_LATENCY]
+    domain = ct[ci, C_SCALEUP_DOMAIN]
+    inv_out = ct[ci, C_INV_SCALEOUT_BW]
+    lat_out = ct[ci, C_SCALEOUT_LATENCY]
+    cross = max(np.ceil(pp / max(np.floor(domain / tp), 1.0)) - 1.0, 0.0)
+    inside = tp <= domain
+    tp_inv_link = inv_link if inside else inv_out
+    tp_lat = lat if inside else lat_out
+    return Dep(wb, kb, ab, ct[ci, C_INV_FLOPS + ad], ct[ci, C_INV_MEM_BW], inv_link,
+               lat, ct[ci, C_STEP_OVERHEAD], layers, hidden,
                mt[mi, M_WINDOW], kv_full, kv_win, mt[mi, M_EXPERTS], mt[mi, M_LOG_KEEP],
                kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes,
                max(ct[ci, C_USABLE_BYTES] - weight_bytes, 0.0), kb * kv_frac,
                kb * kv_frac * (kv_full + kv_win), 2.0 * layers * hidden * ab, wb * inv_tp,
                mt[mi, M_FLOP_LIN], mt[mi, M_FLOP_HEAD], mt[mi, M_ATTN_FULL], mt[mi, M_ATTN_WIN],
                mt[mi, M_PARAMS_READ], mt[mi, M_PARAMS_EXPERT], ct[ci, C_HOURLY_USD],
-               ct[ci, C_TDP_W], tp * pp)
+               ct[ci, C_TDP_W], tp * pp, tp_inv_link, tp_lat, inv_out, lat_out, pp - 1.0 - cross,
+               cross)
 
 
 @njit(inline="always", **_OPTS)
@@ -116,7 +131,8 @@ def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
     w = d.w
     # memory per chip
     ctx_max = P + N
-    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * min(ctx_max, w)) * (d.tp * d.inv_chips)
+    # each chip holds 1/pp of the layers for the pp micro-batches in flight: pp cancels
+    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * min(ctx_max, w))
     mb = min(np.floor(d.room / kv_seq), 4611686018427387904.0)
     fits = B <= mb
 
@@ -134,7 +150,7 @@ def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
     t_comp = flops_pre * d.inv_tp * d.inv_f
     t_mem = (d.wread_unit * (d.p_read + d.p_exp * touched_pre)
              + n_pre * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
-    t_net = _network(n_pre, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    t_net = _network(n_pre, d)
     ttft = max(t_comp, t_mem) + t_net + d.ovh
     bound_pre = _bound(t_comp, t_mem, t_net)
 
@@ -171,11 +187,11 @@ def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
         s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
         s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
     n_steps = N - 1.0
-    t_net_d = _network(B, d.layers, d.hidden, d.ab, d.tp, d.inv_tp, d.pp, d.inv_link, d.lat)
+    t_net_d = _network(B, d)
     decode_total = s_max + n_steps * (t_net_d + d.ovh)
     bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
     e2e = ttft + decode_total
-    tokens = B * N
+    tokens = d.pp * B * N        # pp micro-batches of B sequences finish per e2e
     inv_tokens = 1.0 / tokens
     tok_s = tokens / e2e
 

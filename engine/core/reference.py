@@ -14,10 +14,14 @@ tested against. Conventions (all per *deployment* of ``tp x pp`` chips):
   performance model", CACM 52(4), 2009, with tensor-parallel communication
   not overlapped (Pope et al., "Efficiently Scaling Transformer Inference",
   arXiv:2211.05102, Sec. 3).
-* Pipeline stages run one after another for a token (no micro-batch overlap):
-  the stages split weights and KV cache ``pp`` ways and their times add, so
-  ``pp`` buys capacity, not latency, and adds one activation transfer per
-  stage boundary.
+* Pipeline parallelism is pipelined, as vLLM's and TensorRT-LLM's schedulers
+  (and SRAM systems such as Groq's) run it: ``pp`` stages keep ``pp``
+  micro-batches of ``batch`` sequences in flight. A token still passes every
+  stage, so latency is the sum of the stage times plus one activation
+  hand-off per stage boundary; throughput is ``pp`` micro-batches per
+  request time, so decode reads the weights at the stages' aggregate
+  bandwidth; each chip holds 1/pp of the layers' KV for all ``pp x batch``
+  sequences. ``batch`` is per micro-batch.
 * Tensor parallelism splits matmul FLOPs, weights and KV heads ``tp`` ways and
   costs two ring all-reduces per layer (after attention and after the FFN;
   Shoeybi et al., "Megatron-LM", arXiv:1909.08053), each
@@ -72,13 +76,38 @@ def allreduce_time(msg_bytes, tp, inv_link_bw, latency):
     return np.where(tp > 1.0, t, 0.0)
 
 
-def network_time(n_tokens, layers, hidden, act_bytes, tp, pp, inv_link_bw, latency):
-    """Tensor-parallel all-reduces (2 per layer) plus pipeline hand-offs for one pass [s]."""
+def network_time(n_tokens, layers, hidden, act_bytes, tp, pp, inv_link_bw, latency,
+                 domain=np.inf, inv_scaleout_bw=np.nan, scaleout_latency=0.0):
+    """Tensor-parallel all-reduces (2 per layer) plus pipeline hand-offs for one pass [s].
+
+    A tensor-parallel ring inside the scale-up domain (``tp <= domain``) runs
+    on the scale-up link; a larger ring's slowest hops are scale-out, so it
+    runs at scale-out bandwidth and latency. Pipeline stages of ``tp`` chips
+    fill each domain with ``floor(domain / tp)`` stages; hand-offs between
+    stages in one domain use the scale-up link, the
+    ``ceil(pp / stages_per_domain) - 1`` that leave a domain use scale-out.
+    """
     msg = n_tokens * hidden * act_bytes
-    ar = 2.0 * layers * allreduce_time(msg, tp, inv_link_bw, latency)
+    tp = np.asarray(tp, dtype=np.float64)
     pp = np.asarray(pp, dtype=np.float64)
-    p2p = np.where(pp > 1.0, (pp - 1.0) * (msg * inv_link_bw + latency), 0.0)
+    inside = tp <= domain
+    ar = 2.0 * layers * allreduce_time(msg, tp, np.where(inside, inv_link_bw, inv_scaleout_bw),
+                                       np.where(inside, latency, scaleout_latency))
+    cross, within = stage_handoffs(tp, pp, domain)
+    p2p = (np.where(within > 0, within * (msg * inv_link_bw + latency), 0.0)
+           + np.where(cross > 0, cross * (msg * inv_scaleout_bw + scaleout_latency), 0.0))
     return ar + p2p
+
+
+def stage_handoffs(tp, pp, domain):
+    """Pipeline hand-offs that leave a scale-up domain and those that stay inside.
+
+    Returns ``(cross, within)``; ``cross + within = pp - 1``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stages_per_domain = np.maximum(np.floor(domain / tp), 1.0)
+        cross = np.maximum(np.ceil(pp / stages_per_domain) - 1.0, 0.0)
+    return cross, pp - 1.0 - cross
 
 
 def _bound(t_comp, t_mem, t_net):
@@ -131,10 +160,11 @@ def roofline_reference(model_table, chip_table, dtype_bytes, model_idx, chip_idx
     # --- memory per chip -------------------------------------------------
     kv_frac = 1.0 / np.minimum(tp, m[:, L.M_KV_SPLIT])   # share of a token's KV on one TP rank
     inv_chips = 1.0 / (tp * pp)
-    inv_tp, inv_pp = pp * inv_chips, tp * inv_chips
+    inv_tp = pp * inv_chips
     weight_bytes = m[:, L.M_PARAMS_RESIDENT] * wb * inv_chips
     ctx_max = P + N
-    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * np.minimum(ctx_max, w)) * inv_pp
+    # each chip holds 1/pp of the layers for the pp micro-batches in flight: pp cancels
+    kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * np.minimum(ctx_max, w))
     kv_bytes = B * kv_seq
     room = np.maximum(c[:, L.C_USABLE_BYTES] - weight_bytes, 0.0)
     max_batch = np.minimum(np.floor(room / kv_seq), 2.0**62).astype(np.int64)
@@ -145,7 +175,9 @@ def roofline_reference(model_table, chip_table, dtype_bytes, model_idx, chip_idx
         return wb * inv_tp * (m[:, L.M_PARAMS_READ] + m[:, L.M_PARAMS_EXPERT] * touched)
 
     def net(n_tok):
-        return network_time(n_tok, layers, hidden, ab, tp, pp, inv_link, lat)
+        return network_time(n_tok, layers, hidden, ab, tp, pp, inv_link, lat,
+                            c[:, L.C_SCALEUP_DOMAIN], c[:, L.C_INV_SCALEOUT_BW],
+                            c[:, L.C_SCALEOUT_LATENCY])
 
     # --- prefill: B x P tokens, causal attention ---------------------------
     n_pre = B * P
@@ -169,7 +201,7 @@ def roofline_reference(model_table, chip_table, dtype_bytes, model_idx, chip_idx
     e2e = ttft + decode_total
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(n_steps > 0, decode_total / np.where(n_steps > 0, n_steps, 1.0), np.nan)
-    tokens = B * N
+    tokens = pp * B * N          # pp micro-batches of B sequences finish per e2e
     tok_s = tokens / e2e
     n_chips = tp * pp
     cost = c[:, L.C_HOURLY_USD] * n_chips * e2e / 3600.0 / tokens * 1e6
@@ -279,7 +311,8 @@ def decode_profile_reference(model_row, chip_row, dtype_bytes, tp, pp, batch, pr
     touched = float(experts_touched(n_tok, m[L.M_EXPERTS], m[L.M_EXPERTS_ACTIVE]))
     w_read = wb / tp * (m[L.M_PARAMS_READ] + m[L.M_PARAMS_EXPERT] * touched)
     net = float(network_time(n_tok, m[L.M_LAYERS], m[L.M_HIDDEN], ab, tp, pp,
-                             c[L.C_INV_LINK_BW], c[L.C_LINK_LATENCY]))
+                             c[L.C_INV_LINK_BW], c[L.C_LINK_LATENCY], c[L.C_SCALEUP_DOMAIN],
+                             c[L.C_INV_SCALEOUT_BW], c[L.C_SCALEOUT_LATENCY]))
     ctx = float(prompt) + np.arange(1, max(int(output), 1), dtype=np.float64)
     keys_win = np.minimum(ctx, w)
     flops = batch * (m[L.M_FLOP_LIN] + m[L.M_FLOP_HEAD]
