@@ -68,7 +68,9 @@ ARCH_FLAG = ("-march=x86-64-v2" if platform.machine() in ("x86_64", "AMD64")
 print(f"infercast setup: OpenMP {'enabled' if USE_OPENMP else 'NOT available: serial fallback'}",
       file=sys.stderr)
 
-compile_args = ["-O3"] + ([ARCH_FLAG] if ARCH_FLAG else [])
+# -ffp-contract=off: no fused multiply-add contraction, so the AVX-512/AVX2/baseline
+# clones of ext/roofline_simd.h (target_clones) round exactly like the scalar twins.
+compile_args = ["-O3", "-ffp-contract=off", "-Wno-psabi"] + ([ARCH_FLAG] if ARCH_FLAG else [])
 link_args = []
 if USE_OPENMP:
     compile_args.append("-fopenmp")

@@ -3,30 +3,23 @@
 
 Design
 ------
-* One ``cdef inline ... noexcept nogil`` function per formula and one scalar
-  point function :func:`_eval`; the formulas and conventions are specified
-  (and tested) by ``engine.core.reference``; ``engine.core.numba_kernels`` is
-  the numba twin.
-* Two loops call ``_eval``: :func:`roofline` over struct-of-arrays points and
-  :func:`roofline_grid` over a Cartesian grid, where each thread walks a
-  contiguous block of flat indices with an odometer, so a sweep never
+* The physics is ``ext/roofline_simd.h``: the formulas of
+  ``engine.core.reference`` (the specification) evaluated four points at a
+  time with GCC vector extensions, compiled for AVX-512, AVX2 and baseline
+  x86-64 and picked at load time; ``engine.core.numba_kernels`` is the scalar
+  numba twin. This module validates, threads and feeds it tiles of points.
+* :func:`roofline` runs over struct-of-arrays points; :func:`roofline_grid`
+  over a Cartesian grid, where each thread walks a contiguous block of flat
+  indices with an odometer that fills 256-point tiles, so a sweep never
   materialises its input columns.
-* The point function is branch-free where the branch would depend on the data
-  (the roofline crossover side, tp > 1, fit): a sweep mixes models, chips and
-  parallelism at random, and mispredicted branches cost more than selects.
-  Reciprocals are shared so a point costs 8 divisions.
 * Inputs are trusted: ``engine.core.dispatch`` coerces dtypes and layout,
   checks index ranges and allocates outputs before calling. The ``def``
   wrappers here still check lengths and shapes (O(1)) so a wrong call can
   never read or write out of bounds.
-* ``fmin``/``fmax`` are libm calls under IEEE semantics (no -ffast-math here),
-  and a call spills every live xmm register; ``_min``/``_max`` are single
-  instructions, equal to them for the non-NaN operands validation guarantees.
 * Threads are passed explicitly; without OpenMP ``prange`` runs serially
   (``openmp_enabled()`` says which).
 """
 from cython.parallel cimport prange
-from libc.math cimport floor, ceil, expm1, NAN
 cimport cython
 
 cdef extern from *:
@@ -117,222 +110,24 @@ def max_threads():
     return infercast_max_threads()
 
 
-cdef inline double _min(double a, double b) noexcept nogil:
-    """min for non-NaN operands: one minsd (libm fmin is a call, and spills registers)."""
-    return a if a < b else b
+cdef extern from "roofline_simd.h" nogil:
+    ctypedef struct rf_points:
+        const int* model
+        const int* chip
+        const int* tp
+        const int* pp
+        const int* batch
+        const int* prompt
+        const int* output
+        const signed char* w
+        const signed char* kv
+        const signed char* act
+    void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
+                 long long n, int loop_decode, double* of, long long ostride, signed char* ob,
+                 unsigned char* ofits, long long* omb, long long o0)
 
-
-cdef inline double _max(double a, double b) noexcept nogil:
-    return a if a > b else b
-
-
-cdef inline double _series(double a, double b, double lo, double hi) noexcept nogil:
-    """Sum of a + b c over integers c in [lo, hi] (0 when hi < lo)."""
-    cdef double n = _max(hi - lo + 1.0, 0.0)
-    return n * a + b * (lo + hi) * n * 0.5
-
-
-cdef inline double _sum_max_affine(double a1, double b1, double a2, double b2,
-                                   double lo, double hi) noexcept nogil:
-    """Exact sum over integer c in [lo, hi] of max(a1 + b1 c, a2 + b2 c).
-
-    Contexts below ``m = floor(c*) + 1`` (clamped to [lo, hi + 1]) take the
-    line that wins below the crossover c*, the rest the other one.
-    """
-    cdef double d = b1 - b2
-    cdef double m = _min(_max(floor((a2 - a1) / d) + 1.0, lo), hi + 1.0)
-    cdef bint up1 = d > 0.0 or (d == 0.0 and a1 >= a2)
-    m = lo if d == 0.0 else m
-    cdef double au = a1 if up1 else a2
-    cdef double bu = b1 if up1 else b2
-    cdef double al = a2 if up1 else a1
-    cdef double bl = b2 if up1 else b1
-    return _series(al, bl, lo, m - 1.0) + _series(au, bu, m, hi)
-
-
-cdef struct Dep:
-    # everything a point needs that depends only on (model, chip, tp, pp, dtypes)
-    double wb, kb, ab, inv_f, inv_bw, inv_link, lat, ovh, layers, hidden, w, kv_full, kv_win
-    double n_exp, log_keep, kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes, room
-    double kv_seq_unit, kv_tok_bytes, act_tok_bytes, wread_unit, flop_lin, flop_head
-    double attn_full, attn_win, p_read, p_exp, hourly, tdp, n_chips
-    double tp_inv_link, tp_lat, inv_out, lat_out, within, cross
-
-
-cdef inline double _network(double n_tok, const Dep* d) noexcept nogil:
-    """Two ring all-reduces per layer plus the stage hand-offs of one pass [s].
-
-    The ring runs on the scale-up link inside the domain, at scale-out speed
-    beyond it; ``d.within``/``d.cross`` hand-offs stay inside / leave a domain.
-    """
-    cdef double msg = n_tok * d.hidden * d.ab
-    cdef double ar = 2.0 * d.layers * (2.0 * (d.tp - 1.0) * d.inv_tp * msg * d.tp_inv_link
-                                       + 2.0 * (d.tp - 1.0) * d.tp_lat)
-    cdef double p_in = d.within * (msg * d.inv_link + d.lat)
-    cdef double p_out = d.cross * (msg * d.inv_out + d.lat_out)
-    return ((ar if d.tp > 1.0 else 0.0) + (p_in if d.within > 0.0 else 0.0)
-            + (p_out if d.cross > 0.0 else 0.0))
-
-
-cdef inline i8 _bound(double t_comp, double t_mem, double t_net) noexcept nogil:
-    cdef i8 code = BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
-    return BOUND_NETWORK if t_net > _max(t_comp, t_mem) else code
-
-
-cdef inline void _deploy(Dep* d, const double* m, const double* c, const double* db, double tp,
-                         double pp, int wd, int kd, int ad) noexcept nogil:
-    """Per-deployment constants: memory split, effective rates, per-token bytes."""
-    d.wb = db[wd]
-    d.kb = db[kd]
-    d.ab = db[ad]
-    d.inv_f = c[C_INV_FLOPS + ad]
-    d.inv_bw = c[C_INV_MEM_BW]
-    d.inv_link = c[C_INV_LINK_BW]
-    d.lat = c[C_LINK_LATENCY]
-    d.ovh = c[C_STEP_OVERHEAD]
-    d.layers = m[M_LAYERS]
-    d.hidden = m[M_HIDDEN]
-    d.w = m[M_WINDOW]
-    d.kv_full = m[M_KV_FULL]
-    d.kv_win = m[M_KV_WIN]
-    d.n_exp = m[M_EXPERTS]
-    d.log_keep = m[M_LOG_KEEP]
-    d.tp = tp
-    d.pp = pp
-    d.kv_frac = 1.0 / _min(tp, m[M_KV_SPLIT])
-    d.inv_chips = 1.0 / (tp * pp)
-    d.inv_tp = pp * d.inv_chips
-    d.weight_bytes = m[M_PARAMS_RESIDENT] * d.wb * d.inv_chips
-    d.room = _max(c[C_USABLE_BYTES] - d.weight_bytes, 0.0)
-    d.kv_seq_unit = d.kb * d.kv_frac
-    d.kv_tok_bytes = d.kb * d.kv_frac * (d.kv_full + d.kv_win)
-    d.act_tok_bytes = 2.0 * d.layers * d.hidden * d.ab
-    d.wread_unit = d.wb * d.inv_tp
-    d.flop_lin = m[M_FLOP_LIN]
-    d.flop_head = m[M_FLOP_HEAD]
-    d.attn_full = m[M_ATTN_FULL]
-    d.attn_win = m[M_ATTN_WIN]
-    d.p_read = m[M_PARAMS_READ]
-    d.p_exp = m[M_PARAMS_EXPERT]
-    d.hourly = c[C_HOURLY_USD]
-    d.tdp = c[C_TDP_W]
-    d.n_chips = tp * pp
-    # tensor-parallel ring: scale-up link inside the domain, scale-out beyond it
-    cdef double domain = c[C_SCALEUP_DOMAIN]
-    d.inv_out = c[C_INV_SCALEOUT_BW]
-    d.lat_out = c[C_SCALEOUT_LATENCY]
-    d.tp_inv_link = d.inv_link if tp <= domain else d.inv_out
-    d.tp_lat = d.lat if tp <= domain else d.lat_out
-    # pipeline hand-offs leaving a domain of floor(domain / tp) stages
-    d.cross = _max(ceil(pp / _max(floor(domain / tp), 1.0)) - 1.0, 0.0)
-    d.within = pp - 1.0 - d.cross
-
-
-cdef inline void _eval_dep(const Dep* d, double B, double P, double N, bint loop_decode,
-                           double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
-                           long long* omb, Py_ssize_t o) noexcept nogil:
-    """Every output of one point of deployment ``d`` into column ``o`` of the outputs."""
-    cdef double w = d.w
-    cdef double touched_pre = 0.0
-    cdef double touched_dec = 0.0
-    cdef double ctx_max, kv_seq, mb, n_pre, tri, win_keys, flops_pre
-    cdef double t_comp, t_mem, t_net, ttft, cf, a1, b1, g1, a2, b2, g2, kvb
-    cdef double lo, hi, h1, l2, s_max, s_comp, s_mem, cc, kw, tc, tm
-    cdef double n_steps, t_net_d, decode_total, e2e, tokens, inv_tokens, tok_s, nan
-    cdef bint fits
-    cdef i8 bound_pre, bound_dec
-
-    # memory per chip
-    ctx_max = P + N
-    # each chip holds 1/pp of the layers for the pp micro-batches in flight: pp cancels
-    kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * _min(ctx_max, w))
-    mb = _min(floor(d.room / kv_seq), 4611686018427387904.0)
-    fits = B <= mb
-
-    # expected routed experts touched by n tokens: E (1 - (1 - k/E)^n)
-    if d.n_exp > 0.0:
-        touched_pre = -d.n_exp * expm1(B * P * d.log_keep)
-        touched_dec = -d.n_exp * expm1(B * d.log_keep)
-
-    # prefill: B x P tokens, causal attention
-    n_pre = B * P
-    tri = P * (P + 1.0) * 0.5
-    win_keys = tri if P <= w else w * (w + 1.0) * 0.5 + (P - w) * w
-    flops_pre = B * (d.flop_lin * P + d.flop_head + d.attn_full * tri + d.attn_win * win_keys)
-    t_comp = flops_pre * d.inv_tp * d.inv_f
-    t_mem = (d.wread_unit * (d.p_read + d.p_exp * touched_pre)
-             + n_pre * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
-    t_net = _network(n_pre, d)
-    ttft = _max(t_comp, t_mem) + t_net + d.ovh
-    bound_pre = _bound(t_comp, t_mem, t_net)
-
-    # decode: step j = 1..N-1 at context c = P + j; compute(c) = a1 + b1 c + g1 min(c, w),
-    # memory(c) = a2 + b2 c + g2 min(c, w)
-    cf = B * d.inv_tp * d.inv_f
-    a1 = cf * (d.flop_lin + d.flop_head)
-    b1 = cf * d.attn_full
-    g1 = cf * d.attn_win
-    a2 = (d.wread_unit * (d.p_read + d.p_exp * touched_dec)
-          + B * (d.kv_tok_bytes + d.act_tok_bytes)) * d.inv_bw
-    kvb = B * d.kb * d.kv_frac * d.inv_bw
-    b2 = kvb * d.kv_full
-    g2 = kvb * d.kv_win
-    lo = P + 1.0
-    hi = P + N - 1.0
-    h1 = _min(hi, w)
-    l2 = _max(lo, w + 1.0)
-    if loop_decode:
-        s_max = 0.0
-        s_comp = 0.0
-        s_mem = 0.0
-        cc = lo
-        while cc <= hi:
-            kw = _min(cc, w)
-            tc = a1 + b1 * cc + g1 * kw
-            tm = a2 + b2 * cc + g2 * kw
-            s_max += _max(tc, tm)
-            s_comp += tc
-            s_mem += tm
-            cc += 1.0
-    else:
-        s_max = (_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1)
-                 + _sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi))
-        s_comp = _series(a1, b1 + g1, lo, h1) + _series(a1 + g1 * w, b1, l2, hi)
-        s_mem = _series(a2, b2 + g2, lo, h1) + _series(a2 + g2 * w, b2, l2, hi)
-    n_steps = N - 1.0
-    t_net_d = _network(B, d)
-    decode_total = s_max + n_steps * (t_net_d + d.ovh)
-    bound_dec = _bound(s_comp, s_mem, n_steps * t_net_d) if n_steps > 0.0 else BOUND_NONE
-    e2e = ttft + decode_total
-    tokens = d.pp * B * N        # pp micro-batches of B sequences finish per e2e
-    inv_tokens = 1.0 / tokens
-    tok_s = tokens / e2e
-    nan = NAN
-
-    omb[o] = <long long>mb
-    ofits[o] = fits
-    of[5 * ostride + o] = d.weight_bytes
-    of[6 * ostride + o] = B * kv_seq
-    of[o] = ttft if fits else nan
-    of[ostride + o] = (decode_total / n_steps if n_steps > 0.0 else nan) if fits else nan
-    of[2 * ostride + o] = e2e if fits else nan
-    of[3 * ostride + o] = tok_s if fits else nan
-    of[4 * ostride + o] = tok_s * d.inv_chips if fits else nan
-    of[7 * ostride + o] = (d.hourly * d.n_chips * e2e * inv_tokens * (1e6 / 3600.0)
-                           if fits else nan)
-    of[8 * ostride + o] = d.tdp * d.n_chips * e2e * inv_tokens if fits else nan
-    ob[o] = bound_pre if fits else BOUND_NONE
-    ob[ostride + o] = bound_dec if fits else BOUND_NONE
-
-
-cdef inline void _eval(const double* m, const double* c, const double* db, double tp, double pp,
-                       double B, double P, double N, int wd, int kd, int ad, bint loop_decode,
-                       double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
-                       long long* omb, Py_ssize_t o) noexcept nogil:
-    """Every output of one point into column ``o`` of the output buffers."""
-    cdef Dep d
-    _deploy(&d, m, c, db, tp, pp, wd, kd, ad)
-    _eval_dep(&d, B, P, N, loop_decode, of, ostride, ob, ofits, omb, o)
+#: points per call of the C tile function (per thread chunk of the point loop)
+cdef Py_ssize_t TILE = 256
 
 
 cdef inline void _check_tables(const double[:, ::1] mt, const double[:, ::1] ct,
@@ -383,17 +178,51 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if n == 0:
         return
+    cdef rf_points pts
+    pts.model = &model_idx[0]
+    pts.chip = &chip_idx[0]
+    pts.tp = &tp[0]
+    pts.pp = &pp[0]
+    pts.batch = &batch[0]
+    pts.prompt = &prompt[0]
+    pts.output = &output[0]
+    pts.w = &w_dt[0]
+    pts.kv = &kv_dt[0]
+    pts.act = &act_dt[0]
     cdef const double* mp = &mt[0, 0]
     cdef const double* cp = &ct[0, 0]
     cdef const double* dp = &db[0]
     cdef double* of = &out_f[0, 0]
     cdef i8* ob = &out_bound[0, 0]
+    cdef unsigned char* ofits = &out_fits[0]
+    cdef long long* omb = &out_maxb[0]
     cdef Py_ssize_t ostride = out_f.shape[1]
+    cdef Py_ssize_t n_tiles = (n + TILE - 1) // TILE
+    cdef Py_ssize_t t
     with nogil:
-        for i in prange(n, num_threads=n_threads, schedule="static"):
-            _eval(mp + model_idx[i] * N_MODEL_COLS, cp + chip_idx[i] * N_CHIP_COLS, dp,
-                  tp[i], pp[i], batch[i], prompt[i], output[i], w_dt[i], kv_dt[i], act_dt[i],
-                  loop_decode, of, ostride, ob, &out_fits[0], &out_maxb[0], i + out_offset)
+        for t in prange(n_tiles, num_threads=n_threads, schedule="static"):
+            _point_tile(&pts, mp, cp, dp, t * TILE, min(TILE, n - t * TILE), loop_decode,
+                        of, ostride, ob, ofits, omb, out_offset)
+
+
+cdef void _point_tile(const rf_points* pts, const double* mp, const double* cp,
+                      const double* dp, Py_ssize_t start, Py_ssize_t count, bint loop_decode,
+                      double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
+                      long long* omb, Py_ssize_t out_offset) noexcept nogil:
+    """Points start .. start + count - 1 into columns out_offset + start ...."""
+    cdef rf_points p
+    p.model = pts.model + start
+    p.chip = pts.chip + start
+    p.tp = pts.tp + start
+    p.pp = pts.pp + start
+    p.batch = pts.batch + start
+    p.prompt = pts.prompt + start
+    p.output = pts.output + start
+    p.w = pts.w + start
+    p.kv = pts.kv + start
+    p.act = pts.act + start
+    rf_tile(mp, cp, dp, &p, count, loop_decode, of, ostride, <signed char*>ob, ofits, omb,
+            out_offset + start)
 
 
 cdef struct Grid:
@@ -408,40 +237,126 @@ cdef struct Grid:
     const i8* kv
     const i8* act
     Py_ssize_t size[10]
+    Py_ssize_t inner[10]
+
+
+cdef inline void _fill_runs_i(int* dst, const int* vals, Py_ssize_t size, Py_ssize_t inner,
+                              Py_ssize_t f0, Py_ssize_t k) noexcept nogil:
+    """dst[j] = vals[((f0 + j) // inner) % size] for j < k, written run by run."""
+    cdef Py_ssize_t q = f0 // inner
+    cdef Py_ssize_t left = inner - (f0 - q * inner)   # points left in the current run
+    cdef Py_ssize_t r = q % size                       # value index, wrapped by counting
+    cdef Py_ssize_t j = 0
+    cdef Py_ssize_t e
+    cdef int v
+    if size == 1:                 # constant axis
+        v = vals[0]
+        for j in range(k):
+            dst[j] = v
+        return
+    if inner == 1:                # the value changes every point: cycle through vals
+        for j in range(k):
+            dst[j] = vals[r]
+            r += 1
+            if r == size:
+                r = 0
+        return
+    while j < k:
+        v = vals[r]
+        e = j + left
+        if e > k:
+            e = k
+        while j < e:
+            dst[j] = v
+            j += 1
+        r += 1
+        if r == size:
+            r = 0
+        left = inner
+
+
+cdef inline void _fill_runs_b(signed char* dst, const signed char* vals, Py_ssize_t size,
+                              Py_ssize_t inner, Py_ssize_t f0, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t q = f0 // inner
+    cdef Py_ssize_t left = inner - (f0 - q * inner)
+    cdef Py_ssize_t r = q % size
+    cdef Py_ssize_t j = 0
+    cdef Py_ssize_t e
+    cdef signed char v
+    if size == 1:                 # constant axis
+        v = vals[0]
+        for j in range(k):
+            dst[j] = v
+        return
+    if inner == 1:                # the value changes every point: cycle through vals
+        for j in range(k):
+            dst[j] = vals[r]
+            r += 1
+            if r == size:
+                r = 0
+        return
+    while j < k:
+        v = vals[r]
+        e = j + left
+        if e > k:
+            e = k
+        while j < e:
+            dst[j] = v
+            j += 1
+        r += 1
+        if r == size:
+            r = 0
+        left = inner
 
 
 cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const double* dp,
                       Py_ssize_t f0, Py_ssize_t f1, bint loop_decode, double* of,
                       Py_ssize_t ostride, i8* ob, unsigned char* ofits,
                       long long* omb) noexcept nogil:
-    """Points f0..f1-1 of the grid (C order), walking the coordinates like an odometer.
+    """Points f0..f1-1 of the grid (C order), in 256-point tiles of point inputs.
 
-    The deployment constants are recomputed only when an axis they depend on
-    (model, chip, tp, pp or a dtype) changes.
+    Axis ``a`` of the grid is constant over runs of ``inner[a]`` consecutive
+    points, so each tile column is filled run by run (no per-point divisions).
     """
-    cdef Py_ssize_t idx[10]
-    cdef Py_ssize_t r = f0
-    cdef Py_ssize_t f
-    cdef int a
-    cdef Dep d
-    cdef bint dtypes_vary = g.size[7] > 1 or g.size[8] > 1 or g.size[9] > 1
-    for a in range(N_GRID_AXES - 1, -1, -1):
-        idx[a] = r % g.size[a]
-        r = r // g.size[a]
-    _deploy(&d, mp + g.model[idx[0]] * N_MODEL_COLS, cp + g.chip[idx[1]] * N_CHIP_COLS, dp,
-            g.tp[idx[2]], g.pp[idx[3]], g.w[idx[7]], g.kv[idx[8]], g.act[idx[9]])
-    for f in range(f0, f1):
-        _eval_dep(&d, g.batch[idx[4]], g.prompt[idx[5]], g.output[idx[6]], loop_decode,
-                  of, ostride, ob, ofits, omb, f)
-        a = N_GRID_AXES - 1
-        idx[a] += 1
-        while idx[a] == g.size[a] and a > 0:
-            idx[a] = 0
-            a -= 1
-            idx[a] += 1
-        if (dtypes_vary or a <= 3) and f + 1 < f1:   # never read past the grid's end
-            _deploy(&d, mp + g.model[idx[0]] * N_MODEL_COLS, cp + g.chip[idx[1]] * N_CHIP_COLS,
-                    dp, g.tp[idx[2]], g.pp[idx[3]], g.w[idx[7]], g.kv[idx[8]], g.act[idx[9]])
+    cdef int tm[256]
+    cdef int tc[256]
+    cdef int ttp[256]
+    cdef int tpp[256]
+    cdef int tb[256]
+    cdef int tpr[256]
+    cdef int tou[256]
+    cdef signed char tw[256]
+    cdef signed char tkv[256]
+    cdef signed char tac[256]
+    cdef rf_points p
+    cdef Py_ssize_t k, t0
+    p.model = tm
+    p.chip = tc
+    p.tp = ttp
+    p.pp = tpp
+    p.batch = tb
+    p.prompt = tpr
+    p.output = tou
+    p.w = tw
+    p.kv = tkv
+    p.act = tac
+    t0 = f0
+    while t0 < f1:
+        k = f1 - t0
+        if k > 256:
+            k = 256
+        _fill_runs_i(tm, g.model, g.size[0], g.inner[0], t0, k)
+        _fill_runs_i(tc, g.chip, g.size[1], g.inner[1], t0, k)
+        _fill_runs_i(ttp, g.tp, g.size[2], g.inner[2], t0, k)
+        _fill_runs_i(tpp, g.pp, g.size[3], g.inner[3], t0, k)
+        _fill_runs_i(tb, g.batch, g.size[4], g.inner[4], t0, k)
+        _fill_runs_i(tpr, g.prompt, g.size[5], g.inner[5], t0, k)
+        _fill_runs_i(tou, g.output, g.size[6], g.inner[6], t0, k)
+        _fill_runs_b(tw, g.w, g.size[7], g.inner[7], t0, k)
+        _fill_runs_b(tkv, g.kv, g.size[8], g.inner[8], t0, k)
+        _fill_runs_b(tac, g.act, g.size[9], g.inner[9], t0, k)
+        rf_tile(mp, cp, dp, &p, k, loop_decode, of, ostride, <signed char*>ob, ofits, omb, t0)
+        t0 += k
 
 
 def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1] db,
@@ -467,6 +382,9 @@ def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double
             raise ValueError(f"grid axis {k} must have at least one value")
         g.size[k] = s
         total *= s
+    g.inner[N_GRID_AXES - 1] = 1
+    for k in range(N_GRID_AXES - 2, -1, -1):
+        g.inner[k] = g.inner[k + 1] * g.size[k + 1]
     _check_tables(mt, ct, db)
     _check_out(out_f, out_bound, out_fits, out_maxb, total)
     if n_threads < 1:

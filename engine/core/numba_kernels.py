@@ -133,7 +133,7 @@ def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
     ctx_max = P + N
     # each chip holds 1/pp of the layers for the pp micro-batches in flight: pp cancels
     kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * min(ctx_max, w))
-    mb = min(np.floor(d.room / kv_seq), 4611686018427387904.0)
+    mb = np.floor(min(d.room / kv_seq, 4503599627370495.0))
     fits = B <= mb
 
     touched_pre = 0.0

@@ -167,7 +167,8 @@ def roofline_reference(model_table, chip_table, dtype_bytes, model_idx, chip_idx
     kv_seq = kb * kv_frac * (kv_full * ctx_max + kv_win * np.minimum(ctx_max, w))
     kv_bytes = B * kv_seq
     room = np.maximum(c[:, L.C_USABLE_BYTES] - weight_bytes, 0.0)
-    max_batch = np.minimum(np.floor(room / kv_seq), 2.0**62).astype(np.int64)
+    # capped at 2**52 - 1 sequences, below which floor is exact in every backend
+    max_batch = np.floor(np.minimum(room / kv_seq, 2.0**52 - 1.0)).astype(np.int64)
     fits = B <= max_batch
 
     def weights_read(n_tok):
