@@ -469,10 +469,10 @@ def _unknown_name(kind: str, x, names) -> ValueError:
 #: fields the calibration sets; a catalog entry that gives any of them keeps its own values
 _EFFICIENCY_FIELDS = ("compute_efficiency", "memory_efficiency", "network_efficiency",
                       "step_overhead")
-#: Whether names resolve to calibrated chips when ``get_chip(calibrated=None)``.
-#: False until tests/test_catalog.py (which asserts ideal defaults) is updated;
-#: flip to True to make the fitted factors the default everywhere.
-CALIBRATED_BY_DEFAULT = False
+#: Whether names resolve to calibrated chips when ``get_chip(calibrated=None)``: the
+#: fitted factors of engine/data/calibration.toml are the default (issue 3); pass
+#: ``calibrated=False``, ``--ideal`` or use ``use_calibration(False)`` for the ideal roofline.
+CALIBRATED_BY_DEFAULT = True
 _calibration_enabled = [CALIBRATED_BY_DEFAULT]
 
 

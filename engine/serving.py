@@ -208,9 +208,13 @@ def max_throughput(model, chip, *, tp=1, pp=1, prompt_tokens=1024, output_tokens
     if batching == "continuous":
         est["ttft_s"] = float(ttft[i])
         est["tpot_s"] = float(tpot[i])
-    m = first
-    est["total_params"] = m["total_params"]
-    est["active_params"] = m["active_params"]
+    est["total_params"] = first["total_params"]
+    est["active_params"] = first["active_params"]
+    # the same key order as engine.estimate: chips_needed of the chosen batch
+    est["chips_needed"] = api.chips_needed(model, chip, batch=int(est["batch"]),
+                                           prompt_tokens=prompt_tokens,
+                                           output_tokens=output_tokens,
+                                           weight_dtype=weight_dtype, kv_dtype=kv_dtype)
     return est
 
 

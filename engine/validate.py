@@ -20,7 +20,12 @@ Mapping rules (docs/validation.md has the table and sources)
   has no sourced mean lengths here.
 * **Precision**: ``fp8`` -> weights, KV cache and matmuls in fp8;
   ``fp16``/``bf16`` -> bf16 (same peak); other formats unmapped. The column is
-  taken as published.
+  taken as published unless a row matches :data:`PRECISION_OVERRIDES`: the
+  MLPerf v4.1 closed Llama-2-70B rows whose submitters document quantization
+  (NVIDIA's TensorRT submissions and Dell's MI300X vLLM submission state FP8
+  weights, activations and KV cache, FP4 for selected layers on B200) are
+  mapped at the documented precision, with the source kept in the override
+  (the data file itself is not edited).
 * **MLPerf llama2-70b** (variable lengths): output = 294.45 tokens per sample
   (MLCommons reference implementation, ``language/llama2-70b/README.md``,
   "Tokens per sample: 294.45"), rounded to 294; input = 1024 tokens, the
@@ -70,7 +75,8 @@ from .serving import max_throughput
 
 __all__ = ["Scenario", "CHIP_PATTERNS", "load_rows", "map_row", "predict", "validate",
            "default_data_path", "COLUMNS", "MLPERF_INPUT_TOKENS", "MLPERF_OUTPUT_TOKENS",
-           "MLPERF_SERVER_TTFT_MAX_S", "MLPERF_SERVER_TPOT_MAX_S", "format_report"]
+           "MLPERF_SERVER_TTFT_MAX_S", "MLPERF_SERVER_TPOT_MAX_S", "format_report",
+           "PrecisionOverride", "PRECISION_OVERRIDES", "precision_override"]
 
 #: columns a measured-results file must have (those of measured_calibration.csv)
 COLUMNS = ("system", "chips", "accelerator", "model", "precision", "batch_or_concurrency",
@@ -109,6 +115,92 @@ CHIP_PATTERNS = (
 
 _PRECISION = {"fp8": "fp8", "fp16": "bf16", "bf16": "bf16", "fp16 / weights bf16": "bf16"}
 
+#: NVIDIA's quantization notes for its MLPerf Inference v4.1 closed submissions
+NVIDIA_V41_CALIBRATION = (
+    "github.com/mlcommons/inference_results_v4.1 closed/NVIDIA/documentation/calibration.md "
+    "(commit a2f5d66d), 'LLM Quantization': 'LLM submissions use FP8 or FP4 if the NVIDIA "
+    "accelerator supports that feature'; for Llama2-70B the linear-layer inputs and weights, "
+    "attention Q/K/V inputs and the KV cache entries are quantized; 'On accelerators which "
+    "support FP4' selected linear and MLP layers are FP4")
+
+
+@dataclass(frozen=True)
+class PrecisionOverride:
+    """Precision a submitter documents for rows whose ``precision`` column says otherwise.
+
+    Parameters
+    ----------
+    name : str
+        Short label (reported with the mapped row).
+    accelerator : str
+        Regex on the lower-cased ``accelerator`` column.
+    source_path : str
+        Regex on the ``source`` column (the MLPerf results path, e.g. ``closed/Dell/``).
+    framework : str
+        Regex on the lower-cased ``framework`` column.
+    weight_dtype, act_dtype, kv_dtype : str
+        Formats of weights, matmul inputs and KV cache the row is mapped at.
+    source : str
+        Where the submitter documents the precision.
+    note : str
+        Assumptions beyond the source (empty when none).
+    """
+
+    name: str
+    accelerator: str
+    source_path: str
+    framework: str
+    weight_dtype: str
+    act_dtype: str
+    kv_dtype: str
+    source: str
+    note: str = ""
+
+
+#: Documented overrides of the ``precision`` column for MLPerf v4.1 closed Llama-2-70B rows.
+#: The reference CSV states ``fp16`` for these rows (the reference model's precision); the
+#: submitters' own documentation says what ran. First match wins.
+PRECISION_OVERRIDES = (
+    PrecisionOverride(
+        name="nvidia-tensorrt-fp4", accelerator=r"b200", source_path=r"closed/nvidia/",
+        framework=r"tensorrt", weight_dtype="fp4", act_dtype="fp4", kv_dtype="fp8",
+        source=NVIDIA_V41_CALIBRATION,
+        note=("NVIDIA quantizes only 'selected' linear/MLP layers to FP4 (the others FP8) and "
+              "does not list them, nor the KV-cache format on FP4 parts: mapping every matmul "
+              "to FP4 and the KV cache to FP8 is an upper bound on speed")),
+    PrecisionOverride(
+        name="nvidia-tensorrt-fp8", accelerator=r"h100|h200|l40s", source_path=r"closed/",
+        framework=r"tensorrt", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+        source=NVIDIA_V41_CALIBRATION,
+        note=("partner submissions (Dell, HPE, Lenovo, Supermicro, ASUSTeK, Fujitsu, Juniper) "
+              "run NVIDIA's TensorRT MLPerf code and are taken to use the same scheme")),
+    PrecisionOverride(
+        name="dell-mi300x-vllm-fp8", accelerator=r"mi300x", source_path=r"closed/dell/",
+        framework=r"vllm", weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+        source=("github.com/mlcommons/inference_results_v4.1 closed/Dell/code/llama2-70b-99/"
+                "README.md (commit a2f5d66d): the model is quantized with Quark "
+                "'--quant_scheme w_fp8_a_fp8_o_fp8' and run by the 'VllmFp8' harness; AMD's "
+                "closed/AMD/calibration.md: linear inputs/weights and KV cache entries in "
+                "OCP FP8-e4m3")),
+)
+
+
+def precision_override(row: dict):
+    """The :class:`PrecisionOverride` matching an MLPerf closed Llama-2-70B row, or None."""
+    metric = str(row.get("metric", ""))
+    if not metric.startswith("MLPerf") or " closed " not in f" {metric} ":
+        return None
+    if "llama-2-70b" not in str(row.get("model", "")).lower():
+        return None
+    acc = str(row.get("accelerator", "")).lower()
+    src = str(row.get("source", "")).lower()
+    fw = str(row.get("framework", "")).lower()
+    for o in PRECISION_OVERRIDES:
+        if re.search(o.accelerator, acc) and re.search(o.source_path, src) \
+                and re.search(o.framework, fw):
+            return o
+    return None
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -129,7 +221,7 @@ class Scenario:
     prompt_tokens, output_tokens : int
         Lengths [token].
     dtype : str
-        Format of weights, KV cache and matmuls.
+        Format of weights and matmul inputs.
     metric : str
         ``"output_tokens_per_s_per_chip"``, ``"ttft_s"`` or ``"tpot_s"``.
     measured : float
@@ -140,6 +232,11 @@ class Scenario:
         ``"static"`` or ``"continuous"`` (see :mod:`engine.serving`).
     aggregate : bool
         Model the ``n_chips`` chips as one device (Inferentia2 TP24).
+    kv_dtype : str or None
+        Format of the KV cache (``None``: same as ``dtype``).
+    precision_override : str
+        Name of the :class:`PrecisionOverride` applied ("" when the column is
+        taken as published).
     """
 
     chip: str
@@ -156,6 +253,8 @@ class Scenario:
     tpot_max: float | None = None
     batching: str = "static"
     aggregate: bool = False
+    kv_dtype: str | None = None
+    precision_override: str = ""
     notes: tuple = field(default_factory=tuple)
 
 
@@ -225,6 +324,10 @@ def map_row(row: dict):
     if prec not in _PRECISION:
         return f"unsupported precision {row.get('precision', '')!r}"
     dtype = _PRECISION[prec]
+    kv_dtype, override = None, ""
+    ov = precision_override(row)
+    if ov is not None:
+        dtype, kv_dtype, override = ov.weight_dtype, ov.kv_dtype, ov.name
     n_chips = _int(row.get("chips", ""))
     if not n_chips:
         return f"chips must be a positive integer, got {row.get('chips', '')!r}"
@@ -244,7 +347,8 @@ def map_row(row: dict):
         tps = tuple(t for t in MLPERF_TP if n_chips % t == 0)
         common = dict(chip=chip, model=model, n_chips=n_chips, tp_options=tps, batch=None,
                       prompt_tokens=MLPERF_INPUT_TOKENS, output_tokens=MLPERF_OUTPUT_TOKENS,
-                      dtype=dtype, metric="output_tokens_per_s_per_chip", measured=per_chip)
+                      dtype=dtype, kv_dtype=kv_dtype, precision_override=override,
+                      metric="output_tokens_per_s_per_chip", measured=per_chip)
         if "Offline" in metric:
             return Scenario(**common)
         if "Server" in metric:
@@ -306,7 +410,7 @@ def predict(scn: Scenario, chip=None) -> float:
     if scn.aggregate:
         c = aggregate_chip(c, scn.n_chips)
     kw = dict(prompt_tokens=scn.prompt_tokens, output_tokens=scn.output_tokens,
-              weight_dtype=scn.dtype, kv_dtype=scn.dtype, act_dtype=scn.dtype)
+              weight_dtype=scn.dtype, kv_dtype=scn.kv_dtype or scn.dtype, act_dtype=scn.dtype)
     best = math.nan
     for tp in scn.tp_options:
         try:
@@ -371,6 +475,8 @@ def validate(data=None, *, ideal: bool = False) -> dict:
         pred = predict(scn, chip)
         r.update(chip_name=scn.chip, model_name=scn.model, family=catalog.chip_family(scn.chip),
                  quantity=scn.metric)
+        if scn.precision_override:
+            r["precision_override"] = scn.precision_override
         if not math.isfinite(pred):
             r["unmapped"] = "no deployment fits in memory / meets the latency limits in the engine"
             out.append(r)

@@ -101,3 +101,51 @@ def test_whole_shipped_file_is_accounted_for():
     unmapped = [r for r in res["rows"] if "unmapped" in r]
     assert res["mapped"] + len(unmapped) == 181
     assert all(r["unmapped"] for r in unmapped)
+
+
+# rows of engine/data/measured_calibration.csv (sources in its `source` column)
+_ROWS = V.load_rows()
+
+
+@pytest.mark.parametrize("i, override, dtype, kv", [
+    (30, "nvidia-tensorrt-fp8", "fp8", "fp8"),    # HPE 8x H100-SXM, TensorRT, closed Offline
+    (28, "nvidia-tensorrt-fp8", "fp8", "fp8"),    # ASUSTeK 8x H100-PCIe
+    (46, "nvidia-tensorrt-fp8", "fp8", "fp8"),    # Lenovo 8x H200 Server
+    (56, "nvidia-tensorrt-fp8", "fp8", "fp8"),    # Fujitsu 8x L40S
+    (14, "nvidia-tensorrt-fp4", "fp4", "fp8"),    # NVIDIA 1x B200
+    (12, "dell-mi300x-vllm-fp8", "fp8", "fp8"),   # Dell 8x MI300X, vLLM (column says fp16)
+])
+def test_documented_precision_overrides(i, override, dtype, kv):
+    assert _ROWS[i]["precision"] == "fp16"  # what the reference file states
+    scn = V.map_row(_ROWS[i])
+    assert (scn.precision_override, scn.dtype, scn.kv_dtype) == (override, dtype, kv)
+
+
+def test_rows_without_documentation_keep_their_column():
+    # AMD's own MI300X rows already state fp8; open-division and fixed-length rows are untouched
+    for i in (0, 44, 78, 97, 171):
+        scn = V.map_row(_ROWS[i])
+        if isinstance(scn, str):
+            assert "open division" in scn
+            continue
+        assert scn.precision_override == "" and scn.kv_dtype is None
+    assert V.precision_override(_ROWS[44]) is None  # H200 depth-pruned, open division
+
+
+def test_every_override_names_its_source():
+    for o in V.PRECISION_OVERRIDES:
+        assert "inference_results_v4.1" in o.source and "closed/" in o.source
+        assert o.weight_dtype == o.act_dtype  # Scenario.dtype carries both
+        for d in (o.weight_dtype, o.kv_dtype):
+            assert d in ("fp8", "fp4", "bf16")
+
+
+def test_override_changes_the_prediction():
+    scn = V.map_row(_ROWS[30])
+    chip = catalog.get_chip("h100-sxm", calibrated=False)
+    from dataclasses import replace
+    as_published = replace(scn, dtype="bf16", kv_dtype=None)
+    assert V.predict(scn, chip) > 2.0 * V.predict(as_published, chip)
+    rows = V.validate(ideal=True)["rows"]
+    assert rows[30]["precision_override"] == "nvidia-tensorrt-fp8"
+    assert "precision_override" not in rows[0]
