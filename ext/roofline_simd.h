@@ -54,6 +54,15 @@ typedef struct {
 
 #define RF_INLINE static inline __attribute__((always_inline))
 
+/* Runtime dispatch between instruction sets where GCC supports it on x86-64;
+ * elsewhere the baseline build of the same code. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(INFERCAST_NO_CLONES)
+#define RF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RF_CLONES
+#endif
+
 RF_INLINE rf_vd rf_b(double c) { return (rf_vd){c, c, c, c}; }
 RF_INLINE rf_vd rf_sel(rf_vl m, rf_vd a, rf_vd b) {
     return (rf_vd)(((rf_vl)a & m) | ((rf_vl)b & ~m));
@@ -326,7 +335,7 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
 }
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+RF_CLONES
 static void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
                     int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
                     unsigned char* ofits, long long* omb, int64_t o0) {
