@@ -240,49 +240,20 @@ cdef struct Grid:
     Py_ssize_t inner[10]
 
 
-cdef inline void _fill_runs_i(int* dst, const int* vals, Py_ssize_t size, Py_ssize_t inner,
-                              Py_ssize_t f0, Py_ssize_t k) noexcept nogil:
+ctypedef fused axis_t:
+    int
+    signed char
+
+
+cdef inline void _fill_runs(axis_t* dst, const axis_t* vals, Py_ssize_t size,
+                            Py_ssize_t inner, Py_ssize_t f0, Py_ssize_t k) noexcept nogil:
     """dst[j] = vals[((f0 + j) // inner) % size] for j < k, written run by run."""
     cdef Py_ssize_t q = f0 // inner
     cdef Py_ssize_t left = inner - (f0 - q * inner)   # points left in the current run
     cdef Py_ssize_t r = q % size                       # value index, wrapped by counting
     cdef Py_ssize_t j = 0
     cdef Py_ssize_t e
-    cdef int v
-    if size == 1:                 # constant axis
-        v = vals[0]
-        for j in range(k):
-            dst[j] = v
-        return
-    if inner == 1:                # the value changes every point: cycle through vals
-        for j in range(k):
-            dst[j] = vals[r]
-            r += 1
-            if r == size:
-                r = 0
-        return
-    while j < k:
-        v = vals[r]
-        e = j + left
-        if e > k:
-            e = k
-        while j < e:
-            dst[j] = v
-            j += 1
-        r += 1
-        if r == size:
-            r = 0
-        left = inner
-
-
-cdef inline void _fill_runs_b(signed char* dst, const signed char* vals, Py_ssize_t size,
-                              Py_ssize_t inner, Py_ssize_t f0, Py_ssize_t k) noexcept nogil:
-    cdef Py_ssize_t q = f0 // inner
-    cdef Py_ssize_t left = inner - (f0 - q * inner)
-    cdef Py_ssize_t r = q % size
-    cdef Py_ssize_t j = 0
-    cdef Py_ssize_t e
-    cdef signed char v
+    cdef axis_t v
     if size == 1:                 # constant axis
         v = vals[0]
         for j in range(k):
@@ -345,16 +316,16 @@ cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const d
         k = f1 - t0
         if k > 256:
             k = 256
-        _fill_runs_i(tm, g.model, g.size[0], g.inner[0], t0, k)
-        _fill_runs_i(tc, g.chip, g.size[1], g.inner[1], t0, k)
-        _fill_runs_i(ttp, g.tp, g.size[2], g.inner[2], t0, k)
-        _fill_runs_i(tpp, g.pp, g.size[3], g.inner[3], t0, k)
-        _fill_runs_i(tb, g.batch, g.size[4], g.inner[4], t0, k)
-        _fill_runs_i(tpr, g.prompt, g.size[5], g.inner[5], t0, k)
-        _fill_runs_i(tou, g.output, g.size[6], g.inner[6], t0, k)
-        _fill_runs_b(tw, g.w, g.size[7], g.inner[7], t0, k)
-        _fill_runs_b(tkv, g.kv, g.size[8], g.inner[8], t0, k)
-        _fill_runs_b(tac, g.act, g.size[9], g.inner[9], t0, k)
+        _fill_runs(tm, g.model, g.size[0], g.inner[0], t0, k)
+        _fill_runs(tc, g.chip, g.size[1], g.inner[1], t0, k)
+        _fill_runs(ttp, g.tp, g.size[2], g.inner[2], t0, k)
+        _fill_runs(tpp, g.pp, g.size[3], g.inner[3], t0, k)
+        _fill_runs(tb, g.batch, g.size[4], g.inner[4], t0, k)
+        _fill_runs(tpr, g.prompt, g.size[5], g.inner[5], t0, k)
+        _fill_runs(tou, g.output, g.size[6], g.inner[6], t0, k)
+        _fill_runs(tw, g.w, g.size[7], g.inner[7], t0, k)
+        _fill_runs(tkv, g.kv, g.size[8], g.inner[8], t0, k)
+        _fill_runs(tac, g.act, g.size[9], g.inner[9], t0, k)
         rf_tile(mp, cp, dp, &p, k, loop_decode, of, ostride, <signed char*>ob, ofits, omb, t0)
         t0 += k
 
