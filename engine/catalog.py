@@ -435,6 +435,65 @@ def register(*objs) -> None:
             raise ValueError(f"register takes Chip or Model objects, got {type(obj).__name__}")
 
 
+def model_entry_toml(model: Model, source: str) -> str:
+    """A ``[[model]]`` entry of the catalog schema for ``model`` (TOML text).
+
+    Every architecture field that differs from the :class:`Model` default is
+    written; ``source`` is recorded as the architecture's source.
+    """
+    import dataclasses
+    import json
+
+    lines = ["[[model]]", f"name = {json.dumps(model.name)}"]
+    for f in dataclasses.fields(Model):
+        if f.name in ("name", "sources", "published_total_params", "published_active_params"):
+            continue
+        v = getattr(model, f.name)
+        if f.default is not dataclasses.MISSING and v == f.default:
+            continue
+        if isinstance(v, bool):
+            lines.append(f"{f.name} = {'true' if v else 'false'}")
+        elif isinstance(v, int):
+            lines.append(f"{f.name} = {v}")
+        elif isinstance(v, str):
+            lines.append(f"{f.name} = {json.dumps(v)}")
+    lines += ["[model.sources]", f"architecture = {json.dumps(source)}"]
+    return "\n".join(lines) + "\n"
+
+
+def add_model_to_catalog(model: Model, path, source: str) -> None:
+    """Append ``model`` to the user catalog ``path`` (created if missing), atomically.
+
+    The new file is parsed and validated before it replaces the old one, so a
+    failure leaves the catalog as it was. A name already in the file is an error.
+    """
+    import tempfile
+
+    p = Path(os.fspath(path))
+    if p.suffix.lower() != ".toml":
+        raise ValueError(f"models add writes TOML catalogs; path must end in .toml, got {str(p)!r}")
+    old = p.read_text() if p.exists() else ""
+    if old:
+        existing = read_catalog(p)["models"]
+        if model.name in existing:
+            raise ValueError(f"{p}: already has a model named {model.name!r}; choose another "
+                             f"with --name")
+    new = (old.rstrip("\n") + "\n\n" if old else "") + model_entry_toml(model, source)
+    directory = p.parent if str(p.parent) else Path(".")
+    if not directory.is_dir():
+        raise ValueError(f"catalog directory does not exist: {str(directory)!r}")
+    fd, tmp = tempfile.mkstemp(prefix=".infercast-", suffix=".toml", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new)
+        read_catalog(tmp)          # the whole new file must parse and validate
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def reset_catalog() -> None:
     """Forget every user entry (back to the built-in catalogs)."""
     _user_chips.clear()

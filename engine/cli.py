@@ -122,8 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", metavar="FILE")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("models", help="list catalog models")
-    p.add_argument("--catalog", metavar="FILE")
+    p = sub.add_parser("models", help="list catalog models, or add one from a config.json")
+    p.add_argument("action", nargs="?", choices=("list", "add"), default="list")
+    p.add_argument("config", nargs="?", metavar="CONFIG",
+                   help="with add: a Hugging Face config.json to read (offline)")
+    p.add_argument("--name", help="with add: catalog name (default: from the config)")
+    p.add_argument("--catalog", metavar="FILE",
+                   help="user catalog (TOML); with add, the file the model is written to")
     p.add_argument("--json", action="store_true")
 
     sub.add_parser("config", help="backends, OpenMP, threads")
@@ -137,10 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _catalog_path(args):
+    """--catalog FILE, else the INFERCAST_CATALOG environment variable, else None."""
+    import os
+    return getattr(args, "catalog", None) or os.environ.get("INFERCAST_CATALOG") or None
+
+
 def _use_catalog(args):
-    if getattr(args, "catalog", None):
-        from . import catalog
-        catalog.load_catalog(args.catalog)
+    path = _catalog_path(args)
+    if path is None:
+        return
+    from pathlib import Path
+    if getattr(args, "action", None) == "add" and not Path(path).exists():
+        return                      # models add creates it
+    from . import catalog
+    catalog.load_catalog(path)
 
 
 def cmd_estimate(args) -> int:
@@ -274,8 +290,36 @@ def cmd_chips(args) -> int:
     return 0
 
 
+def cmd_models_add(args) -> int:
+    from pathlib import Path
+
+    from . import catalog
+    from .model import Model
+    if not args.config:
+        raise UserError("models add needs a CONFIG path (a Hugging Face config.json)")
+    target = _catalog_path(args)
+    if target is None:
+        raise UserError("models add needs --catalog FILE.toml (or INFERCAST_CATALOG) to save "
+                        "the model in")
+    m = Model.from_hf_config(args.config, name=args.name)
+    catalog.add_model_to_catalog(m, target, source=f"config.json: {Path(args.config).resolve()}")
+    info = {"name": m.name, "catalog": str(target), "n_layers": m.n_layers,
+            "hidden_size": m.hidden_size, "total_params": m.total_params,
+            "active_params": m.active_params,
+            "kv_bytes_per_token_bf16": m.kv_bytes_per_token("bf16")}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"added model '{m.name}' to {target}: {m.n_layers} layers, "
+              f"{m.total_params / 1e9:.2f}B parameters ({m.active_params / 1e9:.2f}B active); "
+              f"use it with --catalog {target} --model {m.name}")
+    return 0
+
+
 def cmd_models(args) -> int:
     from . import catalog
+    if args.action == "add":
+        return cmd_models_add(args)
     rows = []
     for m in catalog.models().values():
         rows.append({"name": m.name, "family": m.family, "layers": m.n_layers,

@@ -106,3 +106,51 @@ def test_console_script_entry_point():
                            "--chip", "nope"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 2 and proc.stderr.startswith("infercast: error: unknown chip")
+
+
+MIXTRAL_CONFIG = os.path.join(os.path.dirname(__file__), "data", "configs",
+                              "mistralai__Mixtral-8x7B-Instruct-v0.1__config.json")
+
+
+def test_models_add_writes_a_catalog_entry_usable_by_name(capsys, tmp_path):
+    from engine import catalog
+    cat = tmp_path / "mine.toml"
+    try:
+        rc, out, err = run(capsys, "models", "add", MIXTRAL_CONFIG, "--name", "my-mixtral",
+                           "--catalog", str(cat), "--json")
+        assert rc == 0, err
+        info = json.loads(out)
+        # computed from the config: Mixtral-8x7B 46.7B total / 12.9B active (models.csv)
+        assert info["total_params"] == catalog.get_model("mixtral-8x7b").total_params
+        rc, out, err = run(capsys, "estimate", "--model", "my-mixtral", "--chip", "h200",
+                           "--catalog", str(cat), "--json")
+        assert rc == 0, err
+        ref = engine_estimate_json(capsys, "mixtral-8x7b")
+        assert json.loads(out)["tpot_s"] == pytest.approx(ref["tpot_s"], rel=1e-12)
+        # the same name again is refused and the file is unchanged
+        before = cat.read_text()
+        rc, _, err = run(capsys, "models", "add", MIXTRAL_CONFIG, "--name", "my-mixtral",
+                         "--catalog", str(cat))
+        assert rc == 2 and "already has a model named 'my-mixtral'" in err
+        assert cat.read_text() == before
+    finally:
+        catalog.reset_catalog()
+
+
+def engine_estimate_json(capsys, model):
+    rc, out, err = run(capsys, "estimate", "--model", model, "--chip", "h200", "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_models_add_failures_leave_no_file(capsys, tmp_path):
+    cat = tmp_path / "mine.toml"
+    bad = tmp_path / "config.json"
+    bad.write_text('{"model_type": "bert", "hidden_size": 8}')
+    rc, _, err = run(capsys, "models", "add", str(bad), "--catalog", str(cat))
+    assert rc == 2 and "bert" in err
+    rc, _, err = run(capsys, "models", "add", MIXTRAL_CONFIG)
+    assert rc == 2 and "needs --catalog" in err
+    rc, _, err = run(capsys, "models", "add", MIXTRAL_CONFIG, "--catalog", str(tmp_path / "x.json"))
+    assert rc == 2 and "must end in .toml" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
