@@ -45,12 +45,17 @@ def model_row(model: Model) -> np.ndarray:
     return row
 
 
-def chip_row(chip: Chip) -> np.ndarray:
-    """One chip as a row of the chip table, efficiencies folded into the rates."""
+def require_estimable(chip: Chip) -> None:
+    """Raise if the chip lacks a figure every estimate needs (memory, bandwidth, a peak)."""
     missing = chip.missing_for_estimates()
     if missing:
         raise ValueError(f"chip '{chip.name}' cannot be estimated: no sourced figure for "
                          f"{', '.join(missing)}")
+
+
+def chip_row(chip: Chip) -> np.ndarray:
+    """One chip as a row of the chip table, efficiencies folded into the rates."""
+    require_estimable(chip)
     row = np.full(L.N_CHIP_COLS, np.nan)
     for name, (code, _) in DTYPES.items():
         peak = chip.peak_flops(name)
@@ -82,6 +87,7 @@ def build_tables(models, chips) -> tuple[np.ndarray, np.ndarray]:
 
 def check_deployment(model: Model, chip: Chip, tp: int, pp: int, act_dtype: str) -> None:
     """Raise a one-line ValueError if this model/chip/tp/pp/dtype combination is malformed."""
+    require_estimable(chip)
     model.check_tp(tp)
     if pp > model.n_layers:
         raise ValueError(f"pp must be <= n_layers={model.n_layers}, got {pp} (model '{model.name}')")

@@ -139,3 +139,12 @@ def test_show_config_reports_backends(capsys):
     assert "numpy" in info["backends_available"]
     assert isinstance(info["cython_openmp"], bool)
     assert "default_threads" in capsys.readouterr().out
+
+
+def test_chip_without_sourced_figures_is_refused_by_name():
+    # Cerebras publishes no dense compute peak (chips.csv): capacity only
+    with pytest.raises(ValueError, match="chip 'cs-3-cluster' cannot be estimated: no sourced "
+                                         "figure for peak_flops"):
+        engine.estimate("llama-3.1-70b", "cs-3-cluster")
+    assert engine.chips_needed("llama-3.1-405b", "cs-3-cluster", prompt_tokens=1,
+                               output_tokens=1) >= 19   # 811.7 GB / (0.9 x 44 GB)

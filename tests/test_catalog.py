@@ -123,7 +123,8 @@ def test_every_reference_chip_row_is_catalogued():
 
 #: multi-chip systems: a catalogued chip plus its scale-up domain / scale-out network
 SYSTEMS = {"hgx-h100": "h100-sxm", "hgx-h200": "h200", "gb200-nvl72": "gb200",
-           "inf2-48xlarge": "inferentia2", "tpu-v5e-256": "tpu-v5e", "tpu-v6e-256": "tpu-v6e"}
+           "inf2-48xlarge": "inferentia2", "tpu-v5e-256": "tpu-v5e", "tpu-v6e-256": "tpu-v6e",
+           "cs-3-cluster": "cerebras-wse-3"}
 
 
 @pytest.mark.parametrize("system,chip", SYSTEMS.items())
@@ -131,7 +132,7 @@ def test_systems_inherit_their_chip_and_source_the_domain(system, chip):
     s, c = C.get_chip(system), C.get_chip(chip)
     assert s.scaleup_domain is not None and s.scaleup_domain >= 8
     assert s.sources["scaleup_domain"]
-    for f in ("memory_bytes", "memory_bandwidth", "peak_flops_bf16", "link_bandwidth"):
+    for f in ("memory_bytes", "memory_bandwidth", "peak_flops_bf16", "link_bandwidth", "sram_bytes"):
         assert getattr(s, f) == getattr(c, f), f
     if s.scaleout_bandwidth is not None:
         assert s.sources["scaleout_bandwidth"] and "scaleout_latency" in s.sources
