@@ -9,6 +9,7 @@ kernel dispatcher. No compiled code runs before validation has passed.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -108,6 +109,23 @@ def _resolve_grid(models, chips, tp, pp, batch, prompt_tokens, output_tokens, we
     return Grid(axes)
 
 
+#: bytes of kernel output per point: 9 float64, 2 int8 bounds, 1 bool, 1 int64
+OUTPUT_BYTES_PER_POINT = 9 * 8 + 2 + 1 + 8
+
+
+def _check_output_fits_in_memory(n_points: int) -> None:
+    """Refuse a grid whose outputs cannot fit in physical memory (before allocating)."""
+    need = n_points * OUTPUT_BYTES_PER_POINT
+    try:
+        phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        return
+    if need > phys:
+        raise ValueError(f"the grid has {n_points:,} points whose outputs need "
+                         f"{need / 2**30:,.1f} GiB, more than this machine's "
+                         f"{phys / 2**30:,.1f} GiB of memory; split the sweep")
+
+
 def sweep(models, chips, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tokens=256,
           weight_dtype="bf16", kv_dtype="bf16", act_dtype="bf16", *, backend=None,
           n_threads=None, chunk_size=DEFAULT_CHUNK, loop_decode=False) -> SweepResult:
@@ -146,6 +164,7 @@ def sweep(models, chips, tp=1, pp=1, batch=1, prompt_tokens=1024, output_tokens=
     name = dispatch.resolve_backend(backend)
     threads = dispatch.default_threads() if n_threads is None else int(
         D.Domain("n_threads", "thread", 1, 4096, integer=True).check(n_threads))
+    _check_output_fits_in_memory(grid.size)
     mt, ct = build_tables(grid.values["model"], grid.values["chip"])
     out = dispatch.roofline_grid(mt, ct, bytes_table(), grid.kernel_axes(), backend=name,
                                  n_threads=threads, loop_decode=loop_decode, chunk_size=chunk)

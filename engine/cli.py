@@ -375,6 +375,10 @@ def main(argv=None) -> int:
         return market_cli.run(args)
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("infercast: error: out of memory; make the sweep or the draw count smaller",
+              file=sys.stderr)
+        return 2
     except (UserError, ValueError, TypeError, KeyError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"infercast: error: {msg}", file=sys.stderr)

@@ -148,3 +148,10 @@ def test_chip_without_sourced_figures_is_refused_by_name():
         engine.estimate("llama-3.1-70b", "cs-3-cluster")
     assert engine.chips_needed("llama-3.1-405b", "cs-3-cluster", prompt_tokens=1,
                                output_tokens=1) >= 19   # 811.7 GB / (0.9 x 44 GB)
+
+
+def test_grid_too_large_for_memory_is_refused_before_allocation():
+    # 3000 x 3000 x 3000 = 2.7e10 points x 83 bytes = 2 TiB of outputs
+    big = list(range(1, 3001))
+    with pytest.raises(ValueError, match="the grid has 27,000,000,000 points whose outputs need"):
+        engine.sweep("llama-3.1-8b", "h100-sxm", batch=big, prompt_tokens=big, output_tokens=big)
