@@ -127,7 +127,7 @@ def _deploy(mt, mi, ct, ci, db, tp, pp, wd, kd, ad):
 
 @njit(inline="always", **_OPTS)
 def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
-    """Every output of one point of deployment ``d`` into column ``o`` (as the Cython twin)."""
+    """Every output of one point of deployment ``d`` into column ``o`` (the C kernel ext/roofline_simd.h is its SIMD twin)."""
     w = d.w
     # memory per chip
     ctx_max = P + N
