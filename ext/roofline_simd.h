@@ -119,6 +119,36 @@ typedef struct {
     rf_vd tp_inv_link, tp_lat, inv_out, lat_out, within, cross;
 } rf_dep;
 
+/* rf_deploy reads the tables in 4-column blocks: the layout must not move. */
+_Static_assert(RF_M_LAYERS == 0 && RF_M_HIDDEN == 1 && RF_M_FLOP_LIN == 2 && RF_M_FLOP_HEAD == 3 &&
+               RF_M_ATTN_FULL == 4 && RF_M_ATTN_WIN == 5 && RF_M_WINDOW == 6 &&
+               RF_M_KV_FULL == 7 && RF_M_KV_WIN == 8 && RF_M_KV_SPLIT == 9 &&
+               RF_M_PARAMS_RESIDENT == 10 && RF_M_PARAMS_READ == 11 &&
+               RF_M_PARAMS_EXPERT == 12 && RF_M_EXPERTS == 13 && RF_M_LOG_KEEP == 15 &&
+               RF_N_MODEL_COLS == 16, "model table layout changed: update rf_deploy");
+_Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_BW == 9 &&
+               RF_C_LINK_LATENCY == 10 && RF_C_STEP_OVERHEAD == 11 && RF_C_HOURLY_USD == 12 &&
+               RF_C_TDP_W == 13 && RF_C_SCALEUP_DOMAIN == 14 && RF_C_INV_SCALEOUT_BW == 15 &&
+               RF_N_CHIP_COLS == 17, "chip table layout changed: update rf_deploy");
+
+/* Columns c0 .. c0+3 of four table rows as four column vectors: one 32-byte
+ * load per row and a 4 x 4 transpose (8 shuffles) instead of 16 scalar loads. */
+RF_INLINE void rf_load4(const double* tab, int ncols, const int* rows, int c0, rf_vd out[4]) {
+    rf_vd r0, r1, r2, r3;
+    memcpy(&r0, tab + (int64_t)rows[0] * ncols + c0, sizeof r0);
+    memcpy(&r1, tab + (int64_t)rows[1] * ncols + c0, sizeof r1);
+    memcpy(&r2, tab + (int64_t)rows[2] * ncols + c0, sizeof r2);
+    memcpy(&r3, tab + (int64_t)rows[3] * ncols + c0, sizeof r3);
+    rf_vd t0 = __builtin_shuffle(r0, r1, (rf_vl){0, 4, 2, 6});
+    rf_vd t1 = __builtin_shuffle(r0, r1, (rf_vl){1, 5, 3, 7});
+    rf_vd t2 = __builtin_shuffle(r2, r3, (rf_vl){0, 4, 2, 6});
+    rf_vd t3 = __builtin_shuffle(r2, r3, (rf_vl){1, 5, 3, 7});
+    out[0] = __builtin_shuffle(t0, t2, (rf_vl){0, 1, 4, 5});
+    out[1] = __builtin_shuffle(t1, t3, (rf_vl){0, 1, 4, 5});
+    out[2] = __builtin_shuffle(t0, t2, (rf_vl){2, 3, 6, 7});
+    out[3] = __builtin_shuffle(t1, t3, (rf_vl){2, 3, 6, 7});
+}
+
 #define RF_GATHER(tab, rows, ncols, col) \
     ((rf_vd){(tab)[(rows)[0] * (ncols) + (col)], (tab)[(rows)[1] * (ncols) + (col)], \
              (tab)[(rows)[2] * (ncols) + (col)], (tab)[(rows)[3] * (ncols) + (col)]})
@@ -133,31 +163,27 @@ RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const do
     d->ab = (rf_vd){db[ad[0]], db[ad[1]], db[ad[2]], db[ad[3]]};
     d->inv_f = (rf_vd){ct[ci[0] * RF_N_CHIP_COLS + finv[0]], ct[ci[1] * RF_N_CHIP_COLS + finv[1]],
                        ct[ci[2] * RF_N_CHIP_COLS + finv[2]], ct[ci[3] * RF_N_CHIP_COLS + finv[3]]};
-    d->inv_bw = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_INV_MEM_BW);
-    d->inv_link = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_INV_LINK_BW);
-    d->lat = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_LINK_LATENCY);
-    d->ovh = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_STEP_OVERHEAD);
-    d->hourly = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_HOURLY_USD);
-    d->tdp = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_TDP_W);
-    rf_vd usable = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_USABLE_BYTES);
-    rf_vd domain = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_SCALEUP_DOMAIN);
-    d->inv_out = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_INV_SCALEOUT_BW);
+    /* model columns 0-15 and chip columns 4-15 in 4-column blocks (layout.py order) */
+    rf_vd m0[4], m1[4], m2[4], m3[4], c1[4], c2[4], c3[4];
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 0, m0);   /* layers, hidden, flop_lin, flop_head */
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 4, m1);   /* attn_full, attn_win, window, kv_full */
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 8, m2);   /* kv_win, kv_split, resident, read */
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 12, m3);  /* expert, experts, active, log_keep */
+    rf_load4(ct, RF_N_CHIP_COLS, ci, 4, c1);    /* inv_flops[4..6], usable */
+    rf_load4(ct, RF_N_CHIP_COLS, ci, 8, c2);    /* inv_mem_bw, inv_link, latency, overhead */
+    rf_load4(ct, RF_N_CHIP_COLS, ci, 12, c3);   /* hourly, tdp, domain, inv_scaleout */
+    d->layers = m0[0]; d->hidden = m0[1]; d->flop_lin = m0[2]; d->flop_head = m0[3];
+    d->attn_full = m1[0]; d->attn_win = m1[1]; d->w = m1[2]; d->kv_full = m1[3];
+    d->kv_win = m2[0];
+    rf_vd kv_split = m2[1], resident = m2[2];
+    d->p_read = m2[3];
+    d->p_exp = m3[0]; d->n_exp = m3[1]; d->log_keep = m3[3];
+    rf_vd usable = c1[3];
+    d->inv_bw = c2[0]; d->inv_link = c2[1]; d->lat = c2[2]; d->ovh = c2[3];
+    d->hourly = c3[0]; d->tdp = c3[1];
+    rf_vd domain = c3[2];
+    d->inv_out = c3[3];
     d->lat_out = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_SCALEOUT_LATENCY);
-    d->layers = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_LAYERS);
-    d->hidden = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_HIDDEN);
-    d->w = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_WINDOW);
-    d->kv_full = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_KV_FULL);
-    d->kv_win = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_KV_WIN);
-    d->n_exp = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_EXPERTS);
-    d->log_keep = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_LOG_KEEP);
-    d->flop_lin = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_FLOP_LIN);
-    d->flop_head = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_FLOP_HEAD);
-    d->attn_full = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_ATTN_FULL);
-    d->attn_win = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_ATTN_WIN);
-    d->p_read = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_PARAMS_READ);
-    d->p_exp = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_PARAMS_EXPERT);
-    rf_vd kv_split = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_KV_SPLIT);
-    rf_vd resident = RF_GATHER(mt, mi, RF_N_MODEL_COLS, RF_M_PARAMS_RESIDENT);
 
     d->tp = tp;
     d->pp = pp;
