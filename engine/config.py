@@ -22,6 +22,7 @@ def config_info() -> dict:
     info["cython_extension"] = cy is not None
     info["cython_openmp"] = bool(cy.openmp_enabled()) if cy is not None else False
     info["cython_max_threads"] = int(cy.max_threads()) if cy is not None else 0
+    info["cython_simd_kernel"] = cy.simd_isa() if cy is not None else None
     nb = dispatch._numba_module()
     if nb is not None:
         import numba

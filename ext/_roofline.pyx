@@ -105,6 +105,11 @@ def openmp_enabled():
     return bool(INFERCAST_OPENMP)
 
 
+def simd_isa():
+    """Instruction set of the C kernel clone this CPU runs (avx512f, avx2 or baseline)."""
+    return rf_isa_name().decode()
+
+
 def max_threads():
     """Threads OpenMP would use by default (1 without OpenMP)."""
     return infercast_max_threads()
@@ -122,6 +127,7 @@ cdef extern from "roofline_simd.h" nogil:
         const signed char* w
         const signed char* kv
         const signed char* act
+    const char* rf_isa_name()
     void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
                  long long n, int loop_decode, double* of, long long ostride, signed char* ob,
                  unsigned char* ofits, long long* omb, long long o0)

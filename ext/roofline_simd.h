@@ -59,9 +59,21 @@ typedef struct {
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(INFERCAST_NO_CLONES)
 #define RF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define RF_HAS_CLONES 1
 #else
 #define RF_CLONES
+#define RF_HAS_CLONES 0
 #endif
+
+/* The clone the loader picks on this CPU (same priority as target_clones). */
+static const char* rf_isa_name(void) {
+#if RF_HAS_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+    return "baseline";
+}
 
 RF_INLINE rf_vd rf_b(double c) { return (rf_vd){c, c, c, c}; }
 RF_INLINE rf_vd rf_sel(rf_vl m, rf_vd a, rf_vd b) {
