@@ -8,7 +8,6 @@ about hardware, not about a particular software stack.
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 

@@ -17,7 +17,6 @@ import numpy as np
 from . import catalog
 from . import domains as D
 from .core import dispatch
-from .core import layout as L
 from .core.grid import axis_block
 from .core.reference import decode_profile_reference
 from .dtypes import DTYPES, bytes_table, dtype_bytes, dtype_code

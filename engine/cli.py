@@ -189,7 +189,6 @@ def cmd_sweep(args) -> int:
     import numpy as np
 
     import engine
-    from . import catalog
     models = _str_list(args.models) if args.models else list(STARTER_MODELS)
     chips = _str_list(args.chips) if args.chips else list(STARTER_CHIPS)
     threads = _one_int(args.threads, "threads") if args.threads is not None else None
