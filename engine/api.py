@@ -23,7 +23,7 @@ from .dtypes import DTYPES, bytes_table, dtype_bytes, dtype_code
 from .results import Estimate, SweepResult
 from .tables import build_tables, check_deployment
 
-#: points evaluated per kernel call in a sweep; larger grids run in chunks
+#: points per call of the NumPy reference in a sweep (compiled backends walk the grid directly)
 DEFAULT_CHUNK = 1 << 21
 
 AXES = ("model", "chip", "tp", "pp", "batch", "prompt_tokens", "output_tokens",
