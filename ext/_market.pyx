@@ -22,7 +22,8 @@ from libc.stdlib cimport malloc, free
 DEF N_IN = 45
 DEF N_OUT = 18
 DEF N_YP = 6
-# draws per sub-batch of the fused kernel (series-major buffer stays in L2; see numba_kernel._SUB)
+# draws per sub-batch of the fused kernel (series-major buffer stays in L2; see numba_kernel._SUB);
+# per series, bin indices first (vectorised), then sums and counts (same split as numba)
 DEF SUB = 128
 
 cdef double S_YEAR = 31557600.0
@@ -252,7 +253,8 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:,
         free(bad)
         raise MemoryError()
     cdef uint64_t bits
-    cdef int64_t key, m, c
+    cdef int64_t key, m, c, j, rare
+    cdef int64_t idx[SUB]
     cdef double v, acc, thr
     cdef int64_t bad_draws = 0
     cdef Py_ssize_t start, mn, off
@@ -265,28 +267,38 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:,
                 bad[i] = 0
             for s in range(ns):
                 off = s * mn
-                h = &hist[s, 0]
-                acc = sums[s]
+                # bin indices of this series' draws: no loop-carried dependency
+                rare = 0
                 for i in range(mn):
-                    v = buf[off + i]
-                    if not isfinite(v):
-                        nonfinite[s] += 1
-                        bad[i] = 1
-                        continue
-                    acc += v
                     bits = (<uint64_t*> &buf[off + i])[0]
                     key = <int64_t> ((bits & ABS_MASK) >> SHIFT)
-                    if key < KLO:
-                        h[ZERO] += 1
-                        continue
                     m = key - KLO
-                    if m >= HALF:
-                        m = HALF - 1
-                        clamped[s] += 1
-                    if bits >> 63:
-                        h[ZERO - 1 - m] += 1
-                    else:
-                        h[ZERO + 1 + m] += 1
+                    j = ZERO - 1 - m if (bits >> 63) else ZERO + 1 + m
+                    idx[i] = ZERO if key < KLO else j
+                    rare += m >= HALF  # clamped, inf or NaN (exponent 0x7FF)
+                h = &hist[s, 0]
+                acc = sums[s]
+                if rare == 0:
+                    # common case: every value finite and inside the histogram range
+                    for i in range(mn):
+                        acc += buf[off + i]
+                        h[idx[i]] += 1
+                else:
+                    for i in range(mn):
+                        v = buf[off + i]
+                        if not isfinite(v):
+                            nonfinite[s] += 1
+                            bad[i] = 1
+                            continue
+                        acc += v
+                        j = idx[i]
+                        if j > ZERO + HALF:
+                            j = ZERO + HALF
+                            clamped[s] += 1
+                        elif j < ZERO - HALF:
+                            j = ZERO - HALF
+                            clamped[s] += 1
+                        h[j] += 1
                 sums[s] = acc
             for i in range(mn):
                 if bad[i]:

@@ -141,3 +141,56 @@ def test_histogram_edges_contain_values():
     i = histogram_index_numpy(v)
     assert np.all((lo[i] <= v) & (v <= hi[i]))
     assert np.all(np.diff(lo) >= 0)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_summaries_exact_path_matches_reference(backend):
+    """Draws outside the histogram range (clamped), non-finite draws and ordinary draws
+    mixed in one sub-batch take the kernels' exact path; counts equal the reference."""
+    rng = np.random.default_rng(21)
+    n = 300
+    x = _inputs(rng, n, 0.3)
+    x[::7, 0] = 1e45          # tokens/day far above 2^128 -> clamped bins
+    x[3::11, 29] = 0.0        # zero spend -> NaN shares
+    yp = _yp(5)
+    vals = np.empty((n, L.N_OUTPUTS, 5))
+    get_backend(backend).values(x, yp, vals, 1)
+    ref_acc, ref_ev, ref_bad = _summaries("numpy", x, yp, values=vals)
+    acc, ev, bad = _summaries(backend, x, yp)
+    assert ref_acc["clamped"].sum() > 0 and ref_acc["nonfinite"].sum() > 0
+    for k in ("hist", "nonfinite", "clamped", "sums"):
+        assert np.array_equal(acc[k], ref_acc[k]), k
+    assert np.array_equal(ev, ref_ev) and bad == ref_bad
+
+
+def _hist_quantiles_naive(hist, probs):
+    """The definition over every bin's cumulative count (the slow twin of
+    ``hist_quantiles``, which searches only occupied bins)."""
+    from engine.market.summaries import bin_edges
+    lo, hi = bin_edges()
+    probs = np.asarray(probs, float)
+    cum = np.cumsum(hist, axis=1)
+    res = np.full((hist.shape[0], probs.size), np.nan)
+    for s in range(hist.shape[0]):
+        n = cum[s, -1]
+        if n == 0:
+            continue
+        r = np.maximum(probs * n, 0.5)
+        j = np.minimum(np.searchsorted(cum[s], r, side="left"), hist.shape[1] - 1)
+        before = np.where(j > 0, cum[s, j - 1], 0)
+        frac = np.clip((r - before) / np.maximum(hist[s, j], 1), 0.0, 1.0)
+        res[s] = lo[j] + frac * (hi[j] - lo[j])
+    return res
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 500), scale=st.floats(-30, 30))
+def test_hist_quantiles_equal_naive_definition(seed, n, scale):
+    rng = np.random.default_rng(seed)
+    v = rng.lognormal(scale, 3.0, n) * rng.choice([-1.0, 1.0, 0.0], n)
+    hist = np.zeros((3, L.HIST_BINS), np.int64)
+    if n:
+        hist[0] = np.bincount(histogram_index_numpy(v), minlength=L.HIST_BINS)
+    hist[2, [0, L.HIST_ZERO, L.HIST_BINS - 1]] = [1, 2, 3]
+    probs = [0.0, 1e-9, 0.05, 0.25, 0.5, 0.75, 0.95, 1 - 1e-9, 1.0]
+    assert np.array_equal(hist_quantiles(hist, probs), _hist_quantiles_naive(hist, probs), equal_nan=True)

@@ -168,7 +168,10 @@ class Simulation:
         else:
             nxt = iter(range(nblocks))
             lock = threading.Lock()
-            accs = [Accumulator(self.model.n_series, len(self.events)) for _ in range(self.threads)]
+            # worker 0 adds into the run's accumulator (integer counts: the merge order
+            # does not matter), the others into their own
+            accs = [self.acc] + [Accumulator(self.model.n_series, len(self.events))
+                                 for _ in range(self.threads - 1)]
 
             def worker(w):
                 while True:
@@ -181,7 +184,7 @@ class Simulation:
             with ThreadPoolExecutor(self.threads) as ex:
                 for f in [ex.submit(worker, w) for w in range(self.threads)]:
                     f.result()
-            for a in accs:
+            for a in accs[1:]:
                 self.acc.merge(a)
         self.block_sums.extend(results)
         self.n_draws += draws

@@ -75,18 +75,23 @@ def hist_quantiles(hist: np.ndarray, probs) -> np.ndarray:
         _EDGES = bin_edges()
     lo, hi = _EDGES
     probs = np.asarray(probs, float)
-    cum = np.cumsum(hist, axis=1)
-    total = cum[:, -1]
     res = np.full((hist.shape[0], probs.size), np.nan)
     for s in range(hist.shape[0]):
-        n = total[s]
-        if n == 0:
+        # only occupied bins: the bin holding rank r > 0 is always occupied, so this
+        # equals the search over all HIST_BINS cumulative counts, without a
+        # (n_series, HIST_BINS) cumulative array
+        occ = np.flatnonzero(hist[s])
+        if occ.size == 0:
             continue
+        counts = hist[s, occ]
+        cum = np.cumsum(counts)
+        n = cum[-1]
         r = np.maximum(probs * n, 0.5)  # rank; q=0 maps into the first occupied bin
-        j = np.searchsorted(cum[s], r, side="left")
-        j = np.minimum(j, hist.shape[1] - 1)
-        before = np.where(j > 0, cum[s, j - 1], 0)
-        cnt = np.maximum(hist[s, j], 1)
+        k = np.searchsorted(cum, r, side="left")
+        k = np.minimum(k, occ.size - 1)
+        j = occ[k]
+        before = np.where(k > 0, cum[k - 1], 0)
+        cnt = np.maximum(counts[k], 1)
         frac = np.clip((r - before) / cnt, 0.0, 1.0)
         res[s] = lo[j] + frac * (hi[j] - lo[j])
     return res
