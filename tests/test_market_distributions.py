@@ -1,5 +1,4 @@
 """Samplers against scipy.stats (KS tests at fixed seeds), domains, correlation."""
-import math
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ import pytest
 from engine.market import distributions as D
 from engine.market.convergence import run_until_converged
 from engine.market.kernels import available_backends
-from engine.market.scenario import ScenarioError, load_scenario
+from engine.market.scenario import load_scenario
 from engine.market.sensitivity import ISHIGAMI_EXACT, ishigami, market_sobol, sobol_indices, tornado
 from engine.market.simulate import BLOCK_DRAWS, Simulation, forecast, sample_values
 
