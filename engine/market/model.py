@@ -134,45 +134,15 @@ _FAST_U_UNIFORM, _FAST_U_TRIANGULAR = 5, 6
 _SQRT1_2 = 0.7071067811865476
 
 
-@nb.njit(nogil=True, cache=True, error_model="numpy")
-def _fast_from_normal(z, zcols, out, ocols, codes, params):
-    """Closed-form inverse transforms of the common families, row by row (one pass over
-    the batch, no temporaries): normal ``m + s z``; lognormal ``exp(mu + s z)``;
-    uniform ``lo + (hi - lo) Phi(z)``; triangular ``ppf(Phi(z))`` (Vose 2008), with
-    ``Phi(z) = erfc(-z / sqrt 2) / 2``."""
-    n = z.shape[0]
-    k = codes.shape[0]
-    for i in range(n):
-        for c in range(k):
-            code = codes[c]
-            p0 = params[c, 0]
-            p1 = params[c, 1]
-            if code == 0:
-                out[i, ocols[c]] = p0
-                continue
-            zz = z[i, zcols[c]]
-            if code == 1:
-                v = p0 + p1 * zz
-            elif code == 2:
-                v = np.exp(p0 + p1 * zz)
-            else:
-                u = 0.5 * math.erfc(-zz * _SQRT1_2)
-                if code == 3:
-                    v = p0 + (p1 - p0) * u
-                else:
-                    p2 = params[c, 2]  # lo = p0, mode = p1, hi = p2
-                    if u < (p1 - p0) / (p2 - p0):
-                        v = p0 + math.sqrt(u * (p2 - p0) * (p1 - p0))
-                    else:
-                        v = p2 - math.sqrt((1.0 - u) * (p2 - p0) * (p2 - p1))
-            out[i, ocols[c]] = v
-
-
 @nb.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
 def _fast_from_scores(z, u, cols, out, ocols, codes, params):
-    """As :func:`_fast_from_normal`, but codes 5 and 6 (uniform, triangular) read a
-    uniform variate ``u[i, cols[c]]`` directly (inverse transform without the normal
-    CDF, Devroye 1986 sec. II.2) and the others a normal score ``z[i, cols[c]]``.
+    """Closed-form inverse transforms of the common families, one column at a time.
+
+    Codes 1-4 read a normal score ``z[i, cols[c]]``: normal ``m + s z``; lognormal
+    ``exp(mu + s z)``; uniform ``lo + (hi - lo) Phi(z)``; triangular ``ppf(Phi(z))``
+    (Vose 2008), with ``Phi(z) = erfc(-z / sqrt 2) / 2``. Codes 5 and 6 (uniform,
+    triangular) read a uniform variate ``u[i, cols[c]]`` directly (inverse transform
+    without the normal CDF, Devroye 1986 sec. II.2). Code 0 is a fixed value.
 
     Column by column, so each inner loop has one formula (no per-element dispatch);
     the triangular inverse evaluates both branches and selects (no mispredicted
@@ -309,43 +279,13 @@ class MarketModel:
         self._check_vendor_shares()
         self.random_names = [k for k, d in self.inputs.items() if d.is_random]
         self.correlation = correlation
-        self._corr_cols = np.zeros(0, dtype=np.int64)
         if correlation is not None:
             for n in correlation.names:
                 if n not in self.inputs:
                     raise ValueError(f"correlation names unknown input {n!r}")
                 if not self.inputs[n].is_random:
                     raise ValueError(f"correlation names input {n!r}, which is fixed")
-            self._corr_cols = np.array([self.random_names.index(n) for n in correlation.names], dtype=np.int64)
-        self._plan_transforms()
         self._plan_streams()
-
-    def _plan_transforms(self):
-        """Split the inputs into closed-form families (one compiled pass) and the rest (NumPy)."""
-        codes, params, zc, oc, slow = [], [], [], [], []
-        j = 0
-        for col, d in enumerate(self.inputs.values()):
-            zj = j if d.is_random else 0
-            if not d.is_random:
-                codes.append(_FAST_FIXED); params.append((d.value, 0.0, 0.0))  # type: ignore[attr-defined]
-            elif type(d) is Normal:
-                codes.append(_FAST_NORMAL); params.append((d.mean, d.sd, 0.0))
-            elif type(d) is LogNormal:
-                codes.append(_FAST_LOGNORMAL); params.append((d.mu, d.sigma, 0.0))
-            elif type(d) is Uniform:
-                codes.append(_FAST_UNIFORM); params.append((d.lo, d.hi, 0.0))
-            elif type(d) is Triangular:
-                codes.append(_FAST_TRIANGULAR); params.append((d.lo, d.mode, d.hi))
-            else:
-                slow.append((col, zj, d))
-                zj = None
-            if zj is not None:
-                zc.append(zj); oc.append(col)
-            if d.is_random:
-                j += 1
-        self._fast = (np.array(zc, np.int64), np.array(oc, np.int64), np.array(codes, np.int64),
-                      np.ascontiguousarray(np.array(params, np.float64).reshape(-1, 3)))
-        self._slow = slow
 
     def _plan_streams(self):
         """Which random inputs draw a normal score and which a uniform variate.
@@ -415,22 +355,6 @@ class MarketModel:
     @property
     def n_series(self) -> int:
         return L.N_OUTPUTS * self.n_years
-
-    def inputs_from_normal(self, z: np.ndarray, correlate: bool = True, out: np.ndarray | None = None) -> np.ndarray:
-        """Input matrix (n, N_INPUTS) from standard normal scores ``z`` (n, n_random).
-
-        ``z`` is modified in place when ``correlate`` and a correlation is set.
-        """
-        n = z.shape[0]
-        if out is None:
-            out = np.empty((n, L.N_INPUTS))
-        if correlate and self.correlation is not None and self._corr_cols.size:
-            _correlate_columns(z, self._corr_cols, self.correlation.factor, np.empty(self._corr_cols.size))
-        zc, oc, codes, params = self._fast
-        _fast_from_normal(z, zc, out, oc, codes, params)
-        for col, j, d in self._slow:
-            out[:, col] = d.from_normal(z[:, j])
-        return out
 
     def inputs_from_scores(self, z: np.ndarray, u: np.ndarray, correlate: bool = True,
                            out: np.ndarray | None = None) -> np.ndarray:
