@@ -6,7 +6,6 @@ TB/s, GB/s, us) and converted once, at load time, in :mod:`engine.catalog`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 
 from . import domains as D
@@ -176,7 +175,3 @@ class Chip:
             out[f.name] = {"value": getattr(self, f.name), "source": self.sources.get(f.name, ""),
                            "estimate": f.name in self.estimates}
         return out
-
-    @property
-    def has_price(self) -> bool:
-        return self.hourly_price is not None and math.isfinite(self.hourly_price)

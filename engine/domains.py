@@ -82,28 +82,6 @@ class Domain:
             raise ValueError(f"{self.name} must be {op} {self.high:g}, got {value!r}{where}")
         return int(x) if self.integer else x
 
-    def check_array(self, arr, context: str = ""):
-        """Validate every element of an array; the message names the first bad one."""
-        import numpy as np
-        a = np.asarray(arr)
-        if a.dtype == bool or a.dtype.kind not in "iuf":
-            raise ValueError(f"{self.name} must be numeric, got dtype {a.dtype}"
-                             + (f" ({context})" if context else ""))
-        af = a.astype(np.float64, copy=False)
-        bad = ~np.isfinite(af)
-        if self.integer:
-            bad |= af != np.floor(np.where(np.isfinite(af), af, 0.0))
-        bad |= af < self.low
-        if self.low_open:
-            bad |= af == self.low
-        bad |= af > self.high
-        if self.high_open:
-            bad |= af == self.high
-        if bad.any():
-            i = int(np.flatnonzero(bad.ravel())[0])
-            self.check(a.ravel()[i].item(), context=(context + "; " if context else "") + f"index {i}")
-        return a
-
 
 def _pos(name, unit, typical, description, integer=False, high=math.inf):
     return Domain(name, unit, 0.0, high, low_open=True, integer=integer,

@@ -18,7 +18,8 @@ OUTPUT_KEYS = (
 )
 INPUT_KEYS = ("model", "chip", "tp", "pp", "n_chips", "batch", "prompt_tokens", "output_tokens",
               "weight_dtype", "kv_dtype", "act_dtype")
-_BOUND_LABELS = np.array(["none", "compute", "memory", "network"], dtype=object)  # code + 1
+#: bound label by code + 1 (codes run from BOUND_NONE = -1 upward)
+_BOUND_LABELS = np.array([L.BOUND_NAMES[c] for c in sorted(L.BOUND_NAMES)], dtype=object)
 
 
 def _json_value(v):
