@@ -16,14 +16,14 @@ import numpy as np
 cimport cython
 from cython.parallel cimport prange
 from libc.math cimport exp, log, pow, sqrt, isfinite
-from libc.stdint cimport uint64_t, int64_t
+from libc.stdint cimport uint64_t, int64_t, uint16_t
 from libc.stdlib cimport malloc, free
 
 DEF N_IN = 45
 DEF N_OUT = 18
 DEF N_YP = 6
 # draws per sub-batch of the fused kernel (series-major buffer stays in L2; see numba_kernel._SUB);
-# per series, bin indices first (vectorised), then sums and counts (same split as numba)
+# bin indices first (vectorised), then sums and counts, four series at a time (same split as numba)
 DEF SUB = 128
 
 cdef double S_YEAR = 31557600.0
@@ -228,18 +228,35 @@ def market_values(const double[:, ::1] x, const double[:, ::1] yp, double[:, :, 
     return np.asarray(out)
 
 
+ctypedef fused count_t:
+    int64_t
+    uint16_t
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:, ::1] hist, double[::1] sums,
-                     int64_t[::1] nonfinite, int64_t[::1] clamped, const int64_t[::1] ev_series,
+cdef inline void _count(count_t* h, const int64_t* idx, Py_ssize_t mn) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(mn):
+        h[idx[i]] += 1
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:, ::1] hist, int64_t[:, ::1] span,
+                     double[::1] sums, int64_t[::1] nonfinite, int64_t[::1] clamped, const int64_t[::1] ev_series,
                      const int64_t[::1] ev_op, const double[::1] ev_threshold, int64_t[::1] ev_count):
-    """Fused streaming kernel; returns the number of draws with a non-finite output."""
+    """Fused streaming kernel; returns the number of draws with a non-finite output.
+
+    ``hist``: int64 or uint16 counters (the caller keeps uint16 ones from overflowing);
+    ``span``: (n_series, 2) lowest and highest bin counted, widened in place. See
+    ``engine.market.kernels.reference.market_summaries_numpy``."""
     _check(np.asarray(x), np.asarray(yp))
     cdef Py_ssize_t n = x.shape[0], i
     cdef int T = yp.shape[0]
     cdef Py_ssize_t ns = N_OUT * T, s, ne = ev_series.shape[0], e
     if hist.shape[0] != ns or hist.shape[1] != 2 * HALF + 1 or sums.shape[0] != ns or \
-            nonfinite.shape[0] != ns or clamped.shape[0] != ns:
+            nonfinite.shape[0] != ns or clamped.shape[0] != ns or span.shape[0] != ns or span.shape[1] != 2:
         raise ValueError("accumulator shapes do not match the number of series")
     if ev_op.shape[0] != ne or ev_threshold.shape[0] != ne or ev_count.shape[0] != ne:
         raise ValueError("event arrays must have equal lengths")
@@ -247,51 +264,102 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:,
         if ev_series[e] < 0 or ev_series[e] >= ns:
             raise ValueError(f"event series index {ev_series[e]} out of range")
     cdef double* buf = <double*> malloc(ns * SUB * sizeof(double))
+    cdef int64_t* idx = <int64_t*> malloc(ns * SUB * sizeof(int64_t))
+    cdef int64_t* nrare = <int64_t*> malloc(ns * sizeof(int64_t))
     cdef char* bad = <char*> malloc(SUB * sizeof(char))
-    if buf == NULL or bad == NULL:
+    if buf == NULL or bad == NULL or idx == NULL or nrare == NULL:
         free(buf)
+        free(idx)
+        free(nrare)
         free(bad)
         raise MemoryError()
     cdef uint64_t bits
-    cdef int64_t key, m, c, j, rare
-    cdef int64_t idx[SUB]
-    cdef double v, acc, thr
+    cdef int64_t key, m, c, j, rare, lo, hi
+    cdef double v, acc, thr, a0, a1, a2, a3
     cdef int64_t bad_draws = 0
-    cdef Py_ssize_t start, mn, off
-    cdef int64_t* h
+    cdef Py_ssize_t start, mn, off, o0, o1, o2, o3
+    cdef count_t* h
+    cdef count_t* h0
+    cdef count_t* h1
+    cdef count_t* h2
+    cdef count_t* h3
     with nogil:
         for start in range(0, n, SUB):
             mn = SUB if n - start > SUB else n - start
             for i in range(mn):
                 _draw(&x[start + i, 0], &yp[0, 0], T, buf + i, mn)
                 bad[i] = 0
+            # bin indices, one series at a time (no loop-carried dependency); counts values
+            # that are clamped, inf or NaN (exponent field >= that of 2^HIST_EXP_MAX)
             for s in range(ns):
                 off = s * mn
-                # bin indices of this series' draws: no loop-carried dependency
                 rare = 0
+                lo = span[s, 0]
+                hi = span[s, 1]
                 for i in range(mn):
                     bits = (<uint64_t*> &buf[off + i])[0]
                     key = <int64_t> ((bits & ABS_MASK) >> SHIFT)
                     m = key - KLO
                     j = ZERO - 1 - m if (bits >> 63) else ZERO + 1 + m
-                    idx[i] = ZERO if key < KLO else j
-                    rare += m >= HALF  # clamped, inf or NaN (exponent 0x7FF)
+                    j = ZERO if key < KLO else j
+                    idx[off + i] = j
+                    lo = j if j < lo else lo
+                    hi = j if j > hi else hi
+                    rare += m >= HALF
+                nrare[s] = rare
+                if rare == 0:
+                    span[s, 0] = lo
+                    span[s, 1] = hi
+            s = 0
+            while s < ns:
+                if s + 4 <= ns and nrare[s] + nrare[s + 1] + nrare[s + 2] + nrare[s + 3] == 0:
+                    # four series at once: independent running sums (each in draw order)
+                    # and histogram rows (same split as numba_kernel._summaries)
+                    o0 = s * mn
+                    o1 = o0 + mn
+                    o2 = o1 + mn
+                    o3 = o2 + mn
+                    a0 = sums[s]
+                    a1 = sums[s + 1]
+                    a2 = sums[s + 2]
+                    a3 = sums[s + 3]
+                    h0 = &hist[s, 0]
+                    h1 = &hist[s + 1, 0]
+                    h2 = &hist[s + 2, 0]
+                    h3 = &hist[s + 3, 0]
+                    for i in range(mn):
+                        a0 = a0 + buf[o0 + i]
+                        a1 = a1 + buf[o1 + i]
+                        a2 = a2 + buf[o2 + i]
+                        a3 = a3 + buf[o3 + i]
+                        h0[idx[o0 + i]] += 1
+                        h1[idx[o1 + i]] += 1
+                        h2[idx[o2 + i]] += 1
+                        h3[idx[o3 + i]] += 1
+                    sums[s] = a0
+                    sums[s + 1] = a1
+                    sums[s + 2] = a2
+                    sums[s + 3] = a3
+                    s = s + 4
+                    continue
+                off = s * mn
                 h = &hist[s, 0]
                 acc = sums[s]
-                if rare == 0:
-                    # common case: every value finite and inside the histogram range
+                if nrare[s] == 0:
                     for i in range(mn):
-                        acc += buf[off + i]
-                        h[idx[i]] += 1
+                        acc = acc + buf[off + i]
+                    _count(h, idx + off, mn)
                 else:
+                    lo = span[s, 0]
+                    hi = span[s, 1]
                     for i in range(mn):
                         v = buf[off + i]
                         if not isfinite(v):
                             nonfinite[s] += 1
                             bad[i] = 1
                             continue
-                        acc += v
-                        j = idx[i]
+                        acc = acc + v
+                        j = idx[off + i]
                         if j > ZERO + HALF:
                             j = ZERO + HALF
                             clamped[s] += 1
@@ -299,7 +367,12 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:,
                             j = ZERO - HALF
                             clamped[s] += 1
                         h[j] += 1
+                        lo = j if j < lo else lo
+                        hi = j if j > hi else hi
+                    span[s, 0] = lo
+                    span[s, 1] = hi
                 sums[s] = acc
+                s = s + 1
             for i in range(mn):
                 if bad[i]:
                     bad_draws += 1
@@ -317,5 +390,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, int64_t[:,
                             c += 1
                 ev_count[e] += c
     free(buf)
+    free(idx)
+    free(nrare)
     free(bad)
     return bad_draws

@@ -70,15 +70,17 @@ def test_values_match_reference(backend, threads, seed, n, n_years, spread):
     assert np.array_equal(out, out1, equal_nan=True)
 
 
-def _summaries(backend, x, yp, values=None):
+def _summaries(backend, x, yp, values=None, dtype=np.int64):
     ns = L.N_OUTPUTS * yp.shape[0]
-    acc = dict(hist=np.zeros((ns, L.HIST_BINS), np.int64), sums=np.zeros(ns), nonfinite=np.zeros(ns, np.int64),
+    span = np.empty((ns, 2), np.int64)
+    span[:, 0], span[:, 1] = L.HIST_BINS, -1
+    acc = dict(hist=np.zeros((ns, L.HIST_BINS), dtype), span=span, sums=np.zeros(ns), nonfinite=np.zeros(ns, np.int64),
                clamped=np.zeros(ns, np.int64))
     ev_series = np.array([13 * yp.shape[0] + 0, 12 * yp.shape[0]], np.int64)
     ev_op = np.array([L.EVENT_GT, L.EVENT_LT], np.int64)
     ev_thr = np.array([0.5, 1e11])
     ev = np.zeros(2, np.int64)
-    args = (x, yp, acc["hist"], acc["sums"], acc["nonfinite"], acc["clamped"], ev_series, ev_op, ev_thr, ev)
+    args = (x, yp, acc["hist"], acc["span"], acc["sums"], acc["nonfinite"], acc["clamped"], ev_series, ev_op, ev_thr, ev)
     if backend == "numpy":
         bad = market_summaries_numpy(*args, values=values)
     else:
@@ -99,6 +101,11 @@ def test_summaries_match_reference(backend, seed, n, spread):
     ref_acc, ref_ev, ref_bad = _summaries("numpy", x, yp, values=vals)
     acc, ev, bad = _summaries(backend, x, yp)
     assert np.array_equal(acc["hist"], ref_acc["hist"])
+    assert np.array_equal(acc["span"], ref_acc["span"])
+    occupied = np.flatnonzero(acc["hist"].any(axis=1))
+    rows = acc["hist"][occupied]
+    assert np.all(rows[np.arange(occupied.size), acc["span"][occupied, 0]] > 0)  # the span is tight
+    assert np.all(rows[np.arange(occupied.size), acc["span"][occupied, 1]] > 0)
     assert np.array_equal(acc["nonfinite"], ref_acc["nonfinite"])
     assert np.array_equal(ev, ref_ev)
     assert bad == ref_bad
@@ -158,7 +165,7 @@ def test_summaries_exact_path_matches_reference(backend):
     ref_acc, ref_ev, ref_bad = _summaries("numpy", x, yp, values=vals)
     acc, ev, bad = _summaries(backend, x, yp)
     assert ref_acc["clamped"].sum() > 0 and ref_acc["nonfinite"].sum() > 0
-    for k in ("hist", "nonfinite", "clamped", "sums"):
+    for k in ("hist", "span", "nonfinite", "clamped", "sums"):
         assert np.array_equal(acc[k], ref_acc[k]), k
     assert np.array_equal(ev, ref_ev) and bad == ref_bad
 
@@ -194,3 +201,43 @@ def test_hist_quantiles_equal_naive_definition(seed, n, scale):
     hist[2, [0, L.HIST_ZERO, L.HIST_BINS - 1]] = [1, 2, 3]
     probs = [0.0, 1e-9, 0.05, 0.25, 0.5, 0.75, 0.95, 1 - 1e-9, 1.0]
     assert np.array_equal(hist_quantiles(hist, probs), _hist_quantiles_naive(hist, probs), equal_nan=True)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + COMPILED)
+def test_uint16_staging_counts_equal_int64_counts(backend):
+    """The driver counts into uint16 staging histograms; the kernels must count the
+    same bins (and widen the same spans) as into int64 ones."""
+    rng = np.random.default_rng(8)
+    x = _inputs(rng, 700, 0.5)
+    x[::9, 29] = 0.0
+    x[::13, 0] = 1e45
+    yp = _yp(7)
+    a64, ev64, bad64 = _summaries(backend, x, yp)
+    a16, ev16, bad16 = _summaries(backend, x, yp, dtype=np.uint16)
+    assert a16["hist"].dtype == np.uint16 and a16["hist"].sum() > 0
+    assert np.array_equal(a16["hist"].astype(np.int64), a64["hist"])
+    for k in ("span", "sums", "nonfinite", "clamped"):
+        assert np.array_equal(a16[k], a64[k]), k
+    assert np.array_equal(ev16, ev64) and bad16 == bad64
+
+
+def test_flush_adds_staging_counts_exactly():
+    from engine.market.summaries import Accumulator
+    rng = np.random.default_rng(2)
+    total = Accumulator(3, 0)
+    stage = Accumulator(3, 0, dtype=np.uint16)
+    expect = np.zeros((3, L.HIST_BINS), np.int64)
+    for _ in range(3):
+        for s in range(2):  # series 2 stays empty
+            bins = rng.integers(L.HIST_ZERO - 50, L.HIST_ZERO + 900, size=5000)
+            np.add.at(stage.hist[s], bins, 1)
+            np.add.at(expect[s], bins, 1)
+            stage.span[s] = [min(stage.span[s, 0], bins.min()), max(stage.span[s, 1], bins.max())]
+        stage.pending = 5000
+        stage.flush_into(total)
+        assert not stage.hist.any() and stage.pending == 0
+        assert np.all(stage.span == [L.HIST_BINS, -1])
+    assert np.array_equal(total.hist, expect)
+    assert total.span[2, 1] == -1 and total.span[0, 0] == np.flatnonzero(expect[0])[0]
+    with pytest.raises(ValueError, match="int64 or uint16"):
+        Accumulator(1, 0, dtype=np.float64)

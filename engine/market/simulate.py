@@ -126,6 +126,7 @@ class Simulation:
         self.ev_series, self.ev_op, self.ev_thr = model.event_arrays(self.events)
         self.progress = progress
         self.acc = Accumulator(model.n_series, len(self.events))
+        self._hist_lock = threading.Lock()
         self.block_sums: list[np.ndarray] = []
         self.n_draws = 0
         self.elapsed_s = 0.0
@@ -134,18 +135,27 @@ class Simulation:
         m = self.model
         rng, rng_u = rngs
         sums = np.zeros(m.n_series)
-        bd = min(self.batch_draws, n)
+        step = min(self.batch_draws, acc.capacity)
+        bd = min(step, n)
         xbuf = np.empty((bd, L.N_INPUTS))
         zbuf = np.empty((bd, len(m.normal_names)))
         ubuf = np.empty((bd, len(m.uniform_names)))
-        for start in range(0, n, self.batch_draws):
-            nb = min(self.batch_draws, n - start)
+        for start in range(0, n, step):
+            nb = min(step, n - start)
+            if acc.pending + nb > acc.capacity:
+                self._flush(acc)
             x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf)
-            acc.bad_draws += self.backend.summaries(x, m.year_params, acc.hist, sums, acc.nonfinite, acc.clamped,
-                                                    self.ev_series, self.ev_op, self.ev_thr, acc.ev_count)
+            acc.bad_draws += self.backend.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite,
+                                                    acc.clamped, self.ev_series, self.ev_op, self.ev_thr,
+                                                    acc.ev_count)
+            acc.pending += nb
             acc.n_draws += nb
             prog.update(nb)
         return sums
+
+    def _flush(self, acc: Accumulator) -> None:
+        with self._hist_lock:  # integer adds: the order of the flushes does not matter
+            acc.flush_into(self.acc)
 
     def run(self, draws: int) -> "Simulation":
         """Add ``draws`` draws (continuing the block sequence)."""
@@ -162,16 +172,16 @@ class Simulation:
         prog = _Progress(draws, self.progress)
         t0 = time.perf_counter()
         results: list = [None] * nblocks
-        if self.threads == 1:
+        nworkers = min(self.threads, nblocks)
+        # each worker counts into its own uint16 staging histogram (flushed into the run's
+        # int64 one before a counter could overflow) and its own tallies
+        accs = [Accumulator(self.model.n_series, len(self.events), dtype=np.uint16) for _ in range(nworkers)]
+        if nworkers == 1:
             for b in range(nblocks):
-                results[b] = self._run_block(block_streams(children[b]), sizes[b], self.acc, prog)
+                results[b] = self._run_block(block_streams(children[b]), sizes[b], accs[0], prog)
         else:
             nxt = iter(range(nblocks))
             lock = threading.Lock()
-            # worker 0 adds into the run's accumulator (integer counts: the merge order
-            # does not matter), the others into their own
-            accs = [self.acc] + [Accumulator(self.model.n_series, len(self.events))
-                                 for _ in range(self.threads - 1)]
 
             def worker(w):
                 while True:
@@ -181,11 +191,11 @@ class Simulation:
                         return
                     results[b] = self._run_block(block_streams(children[b]), sizes[b], accs[w], prog)
 
-            with ThreadPoolExecutor(self.threads) as ex:
-                for f in [ex.submit(worker, w) for w in range(self.threads)]:
+            with ThreadPoolExecutor(nworkers) as ex:
+                for f in [ex.submit(worker, w) for w in range(nworkers)]:
                     f.result()
-            for a in accs[1:]:
-                self.acc.merge(a)
+        for a in accs:
+            self.acc.merge(a)
         self.block_sums.extend(results)
         self.n_draws += draws
         self.elapsed_s += time.perf_counter() - t0

@@ -18,7 +18,9 @@ definition 1), and interpolates linearly inside it. Hence
 
 for ``2^HIST_EXP_MIN <= |x_(k)| < 2^HIST_EXP_MAX``; below that range the estimate is
 0 (absolute error < 2^-128); above it the bin is clamped and ``clamped`` counts it.
-Memory: ``HIST_BINS`` int64 counters per series (512 KiB), independent of draws.
+Memory: ``HIST_BINS`` int64 counters per series (512 KiB), independent of draws,
+plus uint16 staging counters per worker thread (128 KiB per series, only the pages
+holding occupied bins are touched); see :class:`Accumulator`.
 
 References
 ----------
@@ -98,18 +100,53 @@ def hist_quantiles(hist: np.ndarray, probs) -> np.ndarray:
 
 
 class Accumulator:
-    """Histogram counts and tallies of ``n_series`` series and ``n_events`` events."""
+    """Histogram counts and tallies of ``n_series`` series and ``n_events`` events.
 
-    def __init__(self, n_series: int, n_events: int):
-        self.hist = np.zeros((n_series, L.HIST_BINS), dtype=np.int64)
+    ``dtype=np.int64`` holds a run's totals. ``dtype=np.uint16`` is a worker's
+    *staging* accumulator: its counters take a quarter of the memory, so the hot
+    counter lines of all 234 series of the default (~0.7 MB instead of ~2.7 MB) fit
+    in a core's L2 cache; ``flush_into`` adds them exactly into an int64 accumulator
+    before any counter could overflow (``capacity`` draws at most in between; the
+    driver checks ``pending``). ``span[s]`` is the lowest and highest bin counted in
+    series ``s`` since the last flush, so a flush touches only those bins.
+    """
+
+    def __init__(self, n_series: int, n_events: int, dtype=np.int64):
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.int64), np.dtype(np.uint16)):
+            raise ValueError(f"histogram counters must be int64 or uint16, got {dtype}")
+        self.hist = np.zeros((n_series, L.HIST_BINS), dtype=dtype)
+        self.span = np.empty((n_series, 2), dtype=np.int64)
+        self._reset_span()
         self.nonfinite = np.zeros(n_series, dtype=np.int64)
         self.clamped = np.zeros(n_series, dtype=np.int64)
         self.ev_count = np.zeros(n_events, dtype=np.int64)
         self.bad_draws = 0
         self.n_draws = 0
+        #: draws counted into ``hist`` since the last flush
+        self.pending = 0
+        #: most draws ``hist`` can take between flushes without overflowing a counter
+        self.capacity = int(np.iinfo(dtype).max)
+
+    def _reset_span(self):
+        self.span[:, 0] = L.HIST_BINS
+        self.span[:, 1] = -1
+
+    def flush_into(self, other: "Accumulator") -> None:
+        """Add this accumulator's histogram counts into ``other``'s (exact integer adds
+        over each series' span) and zero them; tallies are not touched."""
+        for s in np.flatnonzero(self.span[:, 1] >= self.span[:, 0]):
+            lo, hi = int(self.span[s, 0]), int(self.span[s, 1]) + 1
+            other.hist[s, lo:hi] += self.hist[s, lo:hi]
+            other.span[s, 0] = min(other.span[s, 0], lo)
+            other.span[s, 1] = max(other.span[s, 1], hi - 1)
+            self.hist[s, lo:hi] = 0
+        self._reset_span()
+        self.pending = 0
 
     def merge(self, other: "Accumulator") -> None:
-        self.hist += other.hist
+        """Add ``other``'s counts and tallies into this one (``other``'s histogram is flushed)."""
+        other.flush_into(self)
         self.nonfinite += other.nonfinite
         self.clamped += other.clamped
         self.ev_count += other.ev_count

@@ -16,9 +16,9 @@ class Backend:
     """The two kernels of one backend.
 
     ``values(x, yp, out, n_threads)`` writes per-draw outputs;
-    ``summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count)``
-    accumulates streaming summaries and returns the number of draws with a
-    non-finite output.
+    ``summaries(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count)``
+    accumulates streaming summaries (``hist`` int64 or uint16 counters) and returns the
+    number of draws with a non-finite output (``reference.market_summaries_numpy``).
     """
 
     def __init__(self, name, values, summaries):

@@ -9,15 +9,16 @@ Two loops call it:
 * ``market_values_numba`` writes per-draw outputs (``prange`` over draws; each
   draw is independent, so the result does not depend on the thread count);
 * ``market_summaries_numba`` is the fused streaming kernel: for sub-batches of
-  ``_SUB`` draws it writes the outputs series-major into a small buffer, then
-  accumulates the log-linear histogram, the sums, the non-finite and clamped
-  counts and the event counts one series at a time (cache-friendly), without
-  storing draws. Per series it first computes the ``_SUB`` bin indices in a
-  loop without a carried dependency (it vectorises) and counts how many values
-  are clamped or non-finite; when none is (the usual case) the counting loop is
-  just a running sum and an increment per draw, otherwise an exact per-value
-  path runs. Each series' sum still adds its draws in draw order. It is serial and ``nogil``: the driver runs one
-  call per chunk on its own thread with its own accumulators.
+  ``_SUB`` draws it writes the outputs series-major into a small buffer, computes
+  every series' bin indices in loops without a carried dependency (they vectorise),
+  noting per series how many values are clamped or non-finite and the lowest and
+  highest bin (``span``), then counts. Series without such a value (the usual case)
+  are counted four at a time: four running sums, each still adding its series' draws
+  in draw order, and four histogram rows, so neither the add latency nor repeated
+  increments of one bin serialise the loop; a series with a clamped or non-finite
+  value takes an exact per-value path. The counters may be int64 or uint16 (the
+  driver's staging counters, ``summaries.Accumulator``). It is serial and ``nogil``:
+  the driver runs one call per chunk on its own thread with its own accumulators.
 
 No ``fastmath`` (it would allow reassociation and break bit-reproducibility).
 """
@@ -178,7 +179,8 @@ _SUB = 128
 
 
 @nb.njit(nogil=True, cache=True, error_model="numpy")
-def _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count, buf, bad, idx):
+def _summaries(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count, buf, bad, idx,
+               nrare):
     n = x.shape[0]
     T = yp.shape[0]
     ns = _NO * T
@@ -190,25 +192,71 @@ def _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_thres
         for i in range(m_n):
             _draw(x[start + i], yp, T, buf, i, m_n)
             bad[i] = False
+        # bin indices, one series at a time: no loop-carried dependency, vectorises;
+        # counts values that are clamped, inf or NaN (exponent field >= that of 2^HIST_EXP_MAX)
         for s in range(ns):
             off = s * m_n
-            # bin indices of this series' draws: no loop-carried dependency, vectorises
             rare = 0
+            lo = span[s, 0]
+            hi = span[s, 1]
             for i in range(m_n):
                 b = bits[off + i]
                 key = np.int64((b & _MASK) >> _SHIFT)
                 m = key - _KLO
                 j = _ZERO - 1 - m if (b >> np.uint64(63)) else _ZERO + 1 + m
-                idx[i] = _ZERO if key < _KLO else j
-                rare += 1 if m >= _HALF else 0  # clamped, inf or NaN (exponent 0x7FF)
+                j = _ZERO if key < _KLO else j
+                idx[off + i] = j
+                lo = min(lo, j)
+                hi = max(hi, j)
+                rare += 1 if m >= _HALF else 0
+            nrare[s] = rare
+            if rare == 0:
+                span[s, 0] = lo
+                span[s, 1] = hi
+        s = 0
+        while s < ns:
+            if s + 4 <= ns and nrare[s] + nrare[s + 1] + nrare[s + 2] + nrare[s + 3] == 0:
+                # common case, four series at once: four independent running sums (each
+                # still in draw order) and four histogram rows, so neither the floating-point
+                # add latency nor a repeated bin serialises the loop
+                o0 = s * m_n
+                o1 = o0 + m_n
+                o2 = o1 + m_n
+                o3 = o2 + m_n
+                a0 = sums[s]
+                a1 = sums[s + 1]
+                a2 = sums[s + 2]
+                a3 = sums[s + 3]
+                h0 = hist[s]
+                h1 = hist[s + 1]
+                h2 = hist[s + 2]
+                h3 = hist[s + 3]
+                for i in range(m_n):
+                    a0 += buf[o0 + i]
+                    a1 += buf[o1 + i]
+                    a2 += buf[o2 + i]
+                    a3 += buf[o3 + i]
+                    h0[idx[o0 + i]] += 1
+                    h1[idx[o1 + i]] += 1
+                    h2[idx[o2 + i]] += 1
+                    h3[idx[o3 + i]] += 1
+                sums[s] = a0
+                sums[s + 1] = a1
+                sums[s + 2] = a2
+                sums[s + 3] = a3
+                s += 4
+                continue
+            off = s * m_n
             h = hist[s]
             acc = sums[s]
-            if rare == 0:
-                # common case: every value finite and inside the histogram range
+            if nrare[s] == 0:
                 for i in range(m_n):
                     acc += buf[off + i]
-                    h[idx[i]] += 1
+                    h[idx[off + i]] += 1
             else:
+                # exact path: skip non-finite values, clamp out-of-range bins
+                lo = span[s, 0]
+                hi = span[s, 1]
                 for i in range(m_n):
                     v = buf[off + i]
                     if not np.isfinite(v):
@@ -216,7 +264,7 @@ def _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_thres
                         bad[i] = True
                         continue
                     acc += v
-                    j = idx[i]
+                    j = idx[off + i]
                     if j > _ZERO + _HALF:
                         j = _ZERO + _HALF
                         clamped[s] += 1
@@ -224,7 +272,12 @@ def _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_thres
                         j = _ZERO - _HALF
                         clamped[s] += 1
                     h[j] += 1
+                    lo = min(lo, j)
+                    hi = max(hi, j)
+                span[s, 0] = lo
+                span[s, 1] = hi
             sums[s] = acc
+            s += 1
         for i in range(m_n):
             if bad[i]:
                 bad_draws += 1
@@ -256,9 +309,13 @@ def market_values_numba(x, yp, out, n_threads=1):
     return out
 
 
-def market_summaries_numba(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count):
-    """Fused streaming kernel; returns the number of draws with a non-finite output."""
-    buf = np.empty(_NO * yp.shape[0] * _SUB)
+def market_summaries_numba(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count):
+    """Fused streaming kernel; returns the number of draws with a non-finite output.
+    See ``reference.market_summaries_numpy`` for the arguments."""
+    ns = _NO * yp.shape[0]
+    buf = np.empty(ns * _SUB)
     bad = np.empty(_SUB, dtype=np.bool_)
-    idx = np.empty(_SUB, dtype=np.int64)
-    return _summaries(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count, buf, bad, idx)
+    idx = np.empty(ns * _SUB, dtype=np.int64)
+    nrare = np.empty(ns, dtype=np.int64)
+    return _summaries(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count, buf, bad,
+                      idx, nrare)

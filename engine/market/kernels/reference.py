@@ -216,12 +216,30 @@ def histogram_index_numpy(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(v), idx, -1)
 
 
-def market_summaries_numpy(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count,
+def market_summaries_numpy(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count,
                            values=None):
     """Reference for the fused kernel: accumulate histogram counts, sums, non-finite
     counts and event counts of every series over the draws of ``x``.
 
-    Sums are accumulated draw by draw (sequentially) as in the compiled kernels.
+    Parameters
+    ----------
+    x, yp
+        As for :func:`market_values_numpy`.
+    hist : ndarray (n_series, HIST_BINS) of int64 or uint16
+        Counts; every finite value adds one to its bin. The caller makes sure no
+        counter can overflow (``summaries.Accumulator`` flushes uint16 staging counts
+        into int64 ones before it could).
+    span : ndarray (n_series, 2) of int64
+        Lowest and highest bin counted per series; widened to cover every bin this
+        call counts (an empty span is ``(HIST_BINS, -1)``).
+    sums : ndarray (n_series,)
+        Running sums of the finite values, added draw by draw (sequentially) as in the
+        compiled kernels.
+    nonfinite, clamped : ndarray (n_series,) of int64
+    ev_series, ev_op, ev_threshold, ev_count : event definitions and counts.
+    values : ndarray (n, N_OUTPUTS, T), optional
+        Precomputed outputs (tests pass a compiled backend's values).
+
     Returns the number of draws with at least one non-finite output.
     """
     vals = market_values_numpy(x, yp) if values is None else values
@@ -234,7 +252,10 @@ def market_summaries_numpy(x, yp, hist, sums, nonfinite, clamped, ev_series, ev_
     for s in range(ns):
         col = idx[:, s]
         ok = col >= 0
-        np.add.at(hist[s], col[ok], 1)
+        if ok.any():
+            np.add.at(hist[s], col[ok], 1)
+            span[s, 0] = min(span[s, 0], int(col[ok].min()))
+            span[s, 1] = max(span[s, 1], int(col[ok].max()))
         key = ((flat[ok, s].view(np.uint64) & np.uint64(L.ABS_MASK)) >> np.uint64(L.HIST_SHIFT)).astype(np.int64)
         clamped[s] += int(np.count_nonzero(key >= L.HIST_KEY_HI))
         # sequential left-to-right sum, the order of the compiled kernels
