@@ -1,13 +1,20 @@
 """numba backend: the roofline kernel compiled with ``@njit(parallel=True)``.
 
 Design: one scalar function per formula (``_series``, ``_sum_max_affine``,
-``_network``, ``_bound``) and one scalar point function ``_eval``, called by a
-``prange`` loop over struct-of-arrays points (:func:`_roofline_loop`) and by
-a grid loop that walks contiguous blocks of a Cartesian grid with an odometer
-(:func:`_roofline_grid`), so a sweep never materialises its inputs. Formulas and conventions are documented in
-:mod:`engine.core.reference`, which is the oracle these are tested against.
-Inputs are trusted: :mod:`engine.core.dispatch` validates dtypes, shapes and
-index ranges before calling.
+``_network``, ``_bound``, ``_experts_touched``) and one scalar point function
+``_eval_dep``, inlined into loops over blocks of ``BLOCK`` points
+(:func:`_eval_block`). A ``prange`` loop takes struct-of-arrays points block
+by block (:func:`_roofline_loop`); the grid loop fills each block's columns
+from a Cartesian grid with an odometer (:func:`_roofline_grid`), so a sweep
+never materialises its inputs. Within a block the physics loop has no call
+and no data-dependent branch, so LLVM vectorises it (AVX-512 on this host:
+table gathers, eight points per instruction); it writes to scratch on the
+stack, which provably aliases no argument, and plain loops copy the scratch to
+the outputs. The MoE ``expm1`` calls run in a short scalar loop of their own.
+Formulas and conventions are documented in :mod:`engine.core.reference`,
+which is the oracle these are tested against. Inputs are trusted:
+:mod:`engine.core.dispatch` validates dtypes, shapes and index ranges before
+calling.
 """
 from __future__ import annotations
 
@@ -16,7 +23,9 @@ from collections import namedtuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import carray, njit, prange, types
+from numba.extending import intrinsic
 
 from . import layout as L
 
@@ -75,6 +84,17 @@ def _network(n_tok, d):
             + (p_out if d.cross > 0.0 else 0.0))
 
 
+#: expm1(x) for x below this is exactly -1: exp(-40) = 4.2e-18 is under half an ulp of 1
+#: (2^-54 = 5.6e-17), so the correctly rounded result, and glibc's and NumPy's, is -1.0
+EXPM1_SATURATED = -40.0
+
+
+@njit(inline="always", **_OPTS)
+def _experts_touched(n_exp, log_keep, n_tok):
+    """Expected distinct routed experts for ``n_tok`` tokens, E (1 - (1 - k/E)^n); 0 if dense."""
+    return -n_exp * math.expm1(n_tok * log_keep) if n_exp > 0.0 else 0.0
+
+
 @njit(inline="always", **_OPTS)
 def _bound(t_comp, t_mem, t_net):
     code = BOUND_COMPUTE if t_comp >= t_mem else BOUND_MEMORY
@@ -126,8 +146,15 @@ def _deploy(mt, mi, ct, ci, db, tp, pp, wd, kd, ad):
 
 
 @njit(inline="always", **_OPTS)
-def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
-    """Every output of one point of deployment ``d`` into column ``o`` (the C kernel ext/roofline_simd.h is its SIMD twin)."""
+def _eval_dep(d, B, P, N, touched_pre, touched_dec, loop_decode, out_f, out_bound, out_fits,
+              out_maxb, o):
+    """Every output of one point of deployment ``d`` into column ``o`` (the C kernel ext/roofline_simd.h is its SIMD twin).
+
+    ``touched_pre`` and ``touched_dec`` are :func:`_experts_touched` of the
+    prefill (B P tokens) and of one decode step (B tokens). With
+    ``loop_decode`` False the body has no call and no loop, so a loop over
+    points that inlines it can be vectorised.
+    """
     w = d.w
     # memory per chip
     ctx_max = P + N
@@ -135,12 +162,6 @@ def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
     kv_seq = d.kv_seq_unit * (d.kv_full * ctx_max + d.kv_win * min(ctx_max, w))
     mb = np.floor(min(d.room / kv_seq, 4503599627370495.0))
     fits = B <= mb
-
-    touched_pre = 0.0
-    touched_dec = 0.0
-    if d.n_exp > 0.0:
-        touched_pre = -d.n_exp * math.expm1(B * P * d.log_keep)
-        touched_dec = -d.n_exp * math.expm1(B * d.log_keep)
 
     # prefill
     n_pre = B * P
@@ -210,24 +231,138 @@ def _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o):
     out_bound[1, o] = bound_dec if fits else BOUND_NONE
 
 
+#: points per block; a block's scratch (about 100 bytes a point) stays in L1
+BLOCK = 128
+BLOCK_X2, BLOCK_X3, BLOCK_X7, BLOCK_X9 = 2 * BLOCK, 3 * BLOCK, 7 * BLOCK, 9 * BLOCK
+
+
+def _stack_buffer(nbtype):
+    """An intrinsic ``f(n)``: a pointer to ``n`` (a compile-time constant) elements on the stack.
+
+    The buffer lives in the entry block of the calling function (the
+    ``prange`` body), so it is allocated once per thread, not per block.
+    Stack memory provably aliases no array argument, so LLVM vectorises a
+    loop that gathers from the tables and stores to it without runtime alias
+    checks, which it cannot do for the output arrays or ``np.empty`` scratch.
+    """
+    @intrinsic
+    def stack(typingctx, n):
+        if not isinstance(n, types.IntegerLiteral):
+            return None
+
+        def codegen(context, builder, sig, args):
+            with builder.goto_entry_block():
+                ptr = builder.alloca(context.get_data_type(nbtype),
+                                     size=ir.Constant(ir.IntType(64), n.literal_value))
+            ptr.align = 64
+            return ptr
+        return types.CPointer(nbtype)(n), codegen
+    return stack
+
+
+_stack_f64 = _stack_buffer(types.float64)
+_stack_i64 = _stack_buffer(types.int64)
+_stack_i32 = _stack_buffer(types.int32)
+_stack_i8 = _stack_buffer(types.int8)
+_stack_bool = _stack_buffer(types.boolean)
+
+
 @njit(inline="always", **_OPTS)
-def _eval(mt, mi, ct, ci, db, tp, pp, B, P, N, wd, kd, ad, loop_decode,
-          out_f, out_bound, out_fits, out_maxb, o):
-    """Every output of one point into column ``o``."""
-    d = _deploy(mt, mi, ct, ci, db, tp, pp, wd, kd, ad)
-    _eval_dep(d, B, P, N, loop_decode, out_f, out_bound, out_fits, out_maxb, o)
+def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
+                act_dt, i0, n, loop_decode, out_f, out_bound, out_fits, out_maxb, o0):
+    """Points ``i0 .. i0 + n - 1`` (``n <= BLOCK``) into columns ``o0 .. o0 + n - 1``.
+
+    Closed-form decode: three loops over the block. The MoE ``expm1`` calls
+    go first, alone; the physics loop (:func:`_deploy` and :func:`_eval_dep`
+    per point, no calls, every choice a select) writes to stack scratch and
+    is vectorised by LLVM; plain loops copy the scratch to the outputs.
+    ``loop_decode`` sums each decode step instead and stays scalar.
+    """
+    if loop_decode:
+        for j in range(n):
+            i = i0 + j
+            d = _deploy(mt, model_idx[i], ct, chip_idx[i], db, float(tp[i]), float(pp[i]),
+                        w_dt[i], kv_dt[i], act_dt[i])
+            B = float(batch[i])
+            P = float(prompt[i])
+            _eval_dep(d, B, P, float(output[i]), _experts_touched(d.n_exp, d.log_keep, B * P),
+                      _experts_touched(d.n_exp, d.log_keep, B), True, out_f, out_bound,
+                      out_fits, out_maxb, o0 + j)
+        return
+    # views of the block, indexed from 0 by the loop counters: LLVM then knows every
+    # index is in range and non-negative, so loads and stores are unit-stride, not
+    # gathers and scatters behind a negative-index select
+    mi_b, ci_b, tp_b, pp_b = (model_idx[i0:i0 + n], chip_idx[i0:i0 + n], tp[i0:i0 + n],
+                              pp[i0:i0 + n])
+    B_b, P_b, N_b = batch[i0:i0 + n], prompt[i0:i0 + n], output[i0:i0 + n]
+    wd_b, kd_b, ad_b = w_dt[i0:i0 + n], kv_dt[i0:i0 + n], act_dt[i0:i0 + n]
+    # experts touched by the prefill (row 0: B P tokens) and a decode step (row 1: B tokens).
+    # expm1 is a call, so: one vector loop sets dense lanes (0) and saturated ones, then a
+    # short scalar loop calls _experts_touched only on the MoE lanes left
+    touched = carray(_stack_f64(BLOCK_X2), (2, BLOCK))
+    n_exp = carray(_stack_f64(BLOCK), (BLOCK,))
+    log_keep = carray(_stack_f64(BLOCK), (BLOCK,))
+    n_tok = carray(_stack_f64(BLOCK_X2), (2, BLOCK))
+    need = carray(_stack_bool(BLOCK_X2), (2, BLOCK))
+    for j in range(n):
+        mi = mi_b[j]
+        ne = mt[mi, M_EXPERTS]
+        lk = mt[mi, M_LOG_KEEP]
+        B = float(B_b[j])
+        n_pre = B * float(P_b[j])
+        moe = ne > 0.0
+        sat_pre = n_pre * lk < EXPM1_SATURATED
+        sat_dec = B * lk < EXPM1_SATURATED
+        touched[0, j] = ne if moe & sat_pre else 0.0     # -E expm1(x) = -E (-1) = E exactly
+        touched[1, j] = ne if moe & sat_dec else 0.0
+        need[0, j] = moe & ~sat_pre
+        need[1, j] = moe & ~sat_dec
+        n_exp[j] = ne
+        log_keep[j] = lk
+        n_tok[0, j] = n_pre
+        n_tok[1, j] = B
+    lanes = carray(_stack_i64(BLOCK), (BLOCK,))
+    for r in range(2):
+        k = 0
+        for j in range(n):      # compact the lanes that need the call: no branch per lane
+            lanes[k] = j
+            k += np.int64(need[r, j])
+        for q in range(k):
+            j = lanes[q]
+            touched[r, j] = _experts_touched(n_exp[j], log_keep[j], n_tok[r, j])
+    sf = carray(_stack_f64(BLOCK_X9), (9, BLOCK))
+    sb = carray(_stack_i8(BLOCK_X2), (2, BLOCK))
+    sfits = carray(_stack_bool(BLOCK), (BLOCK,))
+    smb = carray(_stack_i64(BLOCK), (BLOCK,))
+    for j in range(n):
+        d = _deploy(mt, mi_b[j], ct, ci_b[j], db, float(tp_b[j]), float(pp_b[j]), wd_b[j],
+                    kd_b[j], ad_b[j])
+        _eval_dep(d, float(B_b[j]), float(P_b[j]), float(N_b[j]), touched[0, j],
+                  touched[1, j], False, sf, sb, sfits, smb, j)
+    for r in range(9):
+        row = out_f[r, o0:o0 + n]
+        for j in range(n):
+            row[j] = sf[r, j]
+    for r in range(2):
+        row_b = out_bound[r, o0:o0 + n]
+        for j in range(n):
+            row_b[j] = sb[r, j]
+    fits_b = out_fits[o0:o0 + n]
+    maxb_b = out_maxb[o0:o0 + n]
+    for j in range(n):
+        fits_b[j] = sfits[j]
+        maxb_b[j] = smb[j]
 
 
 @njit(parallel=True, **_OPTS)
 def _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
                    w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, offset):
-    for i in prange(model_idx.shape[0]):
-        _eval(mt, model_idx[i], ct, chip_idx[i], db, float(tp[i]), float(pp[i]), float(batch[i]),
-              float(prompt[i]), float(output[i]), w_dt[i], kv_dt[i], act_dt[i], loop_decode,
-              out_f, out_bound, out_fits, out_maxb, i + offset)
-
-
-GRID_BLOCK = 4096
+    n = model_idx.shape[0]
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
+                    act_dt, i0, min(BLOCK, n - i0), loop_decode, out_f, out_bound, out_fits,
+                    out_maxb, i0 + offset)
 
 
 @njit(parallel=True, **_OPTS)
@@ -239,32 +374,37 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
     total = 1
     for a in range(10):
         total *= sizes[a]
-    n_blocks = (total + GRID_BLOCK - 1) // GRID_BLOCK
-    dtypes_vary = sizes[7] > 1 or sizes[8] > 1 or sizes[9] > 1
-    for b in prange(n_blocks):
-        f0 = b * GRID_BLOCK
-        f1 = min(f0 + GRID_BLOCK, total)
-        idx = np.empty(10, dtype=np.int64)
+    for b in prange((total + BLOCK - 1) // BLOCK):
+        f0 = b * BLOCK
+        n = min(BLOCK, total - f0)
+        # the block's points as struct-of-arrays columns, filled with an odometer
+        cols = carray(_stack_i32(BLOCK_X7), (7, BLOCK))
+        codes = carray(_stack_i8(BLOCK_X3), (3, BLOCK))
+        idx = carray(_stack_i64(10), (10,))
         r = f0
         for a in range(9, -1, -1):
             idx[a] = r % sizes[a]
             r //= sizes[a]
-        d = _deploy(mt, model_v[idx[0]], ct, chip_v[idx[1]], db, float(tp_v[idx[2]]),
-                    float(pp_v[idx[3]]), w_v[idx[7]], kv_v[idx[8]], act_v[idx[9]])
-        for f in range(f0, f1):
-            _eval_dep(d, float(batch_v[idx[4]]), float(prompt_v[idx[5]]),
-                      float(output_v[idx[6]]), loop_decode, out_f, out_bound, out_fits,
-                      out_maxb, f)
+        for j in range(n):
+            cols[0, j] = model_v[idx[0]]
+            cols[1, j] = chip_v[idx[1]]
+            cols[2, j] = tp_v[idx[2]]
+            cols[3, j] = pp_v[idx[3]]
+            cols[4, j] = batch_v[idx[4]]
+            cols[5, j] = prompt_v[idx[5]]
+            cols[6, j] = output_v[idx[6]]
+            codes[0, j] = w_v[idx[7]]
+            codes[1, j] = kv_v[idx[8]]
+            codes[2, j] = act_v[idx[9]]
             a = 9
             idx[a] += 1
             while idx[a] == sizes[a] and a > 0:
                 idx[a] = 0
                 a -= 1
                 idx[a] += 1
-            # deployment constants change only with model, chip, tp, pp or a dtype
-            if (dtypes_vary or a <= 3) and f + 1 < f1:
-                d = _deploy(mt, model_v[idx[0]], ct, chip_v[idx[1]], db, float(tp_v[idx[2]]),
-                            float(pp_v[idx[3]]), w_v[idx[7]], kv_v[idx[8]], act_v[idx[9]])
+        _eval_block(mt, ct, db, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
+                    codes[0], codes[1], codes[2], 0, n, loop_decode, out_f, out_bound, out_fits,
+                    out_maxb, f0)
 
 
 def _with_threads(n_threads, fn, *args):
