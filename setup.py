@@ -69,7 +69,8 @@ print(f"infercast setup: OpenMP {'enabled' if USE_OPENMP else 'NOT available: se
       file=sys.stderr)
 
 # -ffp-contract=off: no fused multiply-add contraction, so the AVX-512/AVX2/baseline
-# clones of ext/roofline_simd.h (target_clones) round exactly like the scalar twins.
+# copies of ext/roofline_simd_body.h (see ext/roofline_simd.h) round exactly like the
+# scalar twins.
 compile_args = ["-O3", "-ffp-contract=off", "-Wno-psabi"] + ([ARCH_FLAG] if ARCH_FLAG else [])
 link_args = []
 if USE_OPENMP:
@@ -90,6 +91,7 @@ for pyx in pyx_sources:
     extensions.append(Extension(
         f"engine._ext.{name}",
         sources=[src],
+        depends=sorted(glob.glob(os.path.join("ext", "*.h"))),
         include_dirs=[np.get_include(), "ext"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

@@ -106,7 +106,7 @@ def openmp_enabled():
 
 
 def simd_isa():
-    """Instruction set of the C kernel clone this CPU runs (avx512f, avx2 or baseline)."""
+    """Instruction set of the C kernel clone this CPU runs (x86-64-v4 = AVX-512 F/BW/CD/DQ/VL, avx2 or baseline)."""
     return rf_isa_name().decode()
 
 
@@ -128,9 +128,23 @@ cdef extern from "roofline_simd.h" nogil:
         const signed char* kv
         const signed char* act
     const char* rf_isa_name()
+    void rf_expm1_array(const double* x, double* y, long long n)
     void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
                  long long n, int loop_decode, double* of, long long ostride, signed char* ob,
                  unsigned char* ofits, long long* omb, long long o0)
+
+def _expm1_nonpos(const double[::1] x, double[::1] out):
+    """out[i] = the C kernel's expm1(x[i]) for x[i] <= 0 (MoE experts touched),
+    on the copy of the kernel this CPU runs; for tests against numpy.expm1."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    if out.shape[0] != n:
+        raise ValueError(f"_expm1_nonpos: out has {out.shape[0]} elements, x has {n}")
+    for i in range(n):
+        if not x[i] <= 0.0:
+            raise ValueError(f"_expm1_nonpos: x[{i}] = {x[i]!r} must be <= 0")
+    if n:
+        rf_expm1_array(&x[0], &out[0], n)
+
 
 #: points per call of the C tile function (per thread chunk of the point loop)
 cdef Py_ssize_t TILE = 256

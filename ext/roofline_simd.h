@@ -1,15 +1,16 @@
 /*
- * SIMD twin of the per-point roofline physics: four points per call.
+ * SIMD twin of the per-point roofline physics: RF_W (four) points per operation.
  *
  * Design
  * ------
  * The formulas are those of engine/core/reference.py (the specification)
  * and of the scalar numba twin, written with GCC vector extensions so that
- * every operation runs on four points at once: portable C, no intrinsics.
- * `rf_tile` is compiled for several instruction sets (target_clones: AVX-512,
- * AVX2, baseline); the loader picks the best one the CPU has at run time.
- * IEEE arithmetic is lane-wise identical to scalar arithmetic, and the build
- * uses -ffp-contract=off, so every clone gives bit-identical results.
+ * every operation runs on RF_W points at once: portable C, no intrinsics.
+ * The body (roofline_simd_body.h) is compiled once per instruction set
+ * (AVX-512 x86-64-v4, AVX2, the build's baseline) and `rf_tile` runs the best
+ * copy the CPU has. IEEE arithmetic is lane-wise identical to scalar
+ * arithmetic, and the build uses -ffp-contract=off, so every copy gives
+ * bit-identical results.
  *
  * * Data-dependent choices (which roofline line wins, tp > 1, fits) are
  *   selects, never branches.
@@ -17,7 +18,8 @@
  *   (x + 2^52) - 2^52 rounds x to the nearest integer exactly; subtracting 1
  *   where that overshot gives floor(x).
  * * Table lookups are per-lane loads packed into vectors.
- * * expm1 (MoE experts touched) is scalar per lane, only for MoE lanes.
+ * * expm1 (MoE experts touched) is a branch-free vector function, selected
+ *   for MoE lanes (rf_expm1_nonpos; within 1 ulp of numpy.expm1, tested).
  * * Layout constants are the kernel ABI of engine/core/layout.py (the
  *   Cython module exports them and tests/test_kernels.py compares).
  */
@@ -26,13 +28,23 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* Lanes per vector (a multiple of 4). Four doubles fill one AVX2 register.
+ * Eight (one AVX-512 register) measured no faster on AMD Zen 4, which runs
+ * 512-bit operations as two 256-bit halves, and 3x slower in the AVX2 copy,
+ * where GCC lowered some 8-lane selects lane by lane. */
+#ifndef RF_W
 #define RF_W 4
-typedef double rf_vd __attribute__((vector_size(32)));
-typedef int64_t rf_vl __attribute__((vector_size(32)));
-typedef int32_t rf_vi __attribute__((vector_size(16)));
-typedef signed char rf_vc __attribute__((vector_size(4)));
+#endif
+typedef double rf_vd __attribute__((vector_size(8 * RF_W)));
+typedef int64_t rf_vl __attribute__((vector_size(8 * RF_W)));
+typedef int32_t rf_vi __attribute__((vector_size(4 * RF_W)));
+typedef signed char rf_vc __attribute__((vector_size(RF_W)));
+/* four doubles: one row block of a table (see rf_load4) */
+typedef double rf_v4 __attribute__((vector_size(32)));
+typedef int64_t rf_l4 __attribute__((vector_size(32)));
 
 enum {
     RF_M_LAYERS = 0, RF_M_HIDDEN = 1, RF_M_FLOP_LIN = 2, RF_M_FLOP_HEAD = 3, RF_M_ATTN_FULL = 4,
@@ -54,75 +66,7 @@ typedef struct {
 
 #define RF_INLINE static inline __attribute__((always_inline))
 
-/* Runtime dispatch between instruction sets where GCC supports it on x86-64;
- * elsewhere the baseline build of the same code. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(INFERCAST_NO_CLONES)
-#define RF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define RF_HAS_CLONES 1
-#else
-#define RF_CLONES
-#define RF_HAS_CLONES 0
-#endif
-
-/* The clone the loader picks on this CPU (same priority as target_clones). */
-static const char* rf_isa_name(void) {
-#if RF_HAS_CLONES
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return "avx512f";
-    if (__builtin_cpu_supports("avx2")) return "avx2";
-#endif
-    return "baseline";
-}
-
-RF_INLINE rf_vd rf_b(double c) { return (rf_vd){c, c, c, c}; }
-RF_INLINE rf_vd rf_sel(rf_vl m, rf_vd a, rf_vd b) {
-    return (rf_vd)(((rf_vl)a & m) | ((rf_vl)b & ~m));
-}
-RF_INLINE rf_vd rf_min(rf_vd a, rf_vd b) { return rf_sel(a < b, a, b); }
-RF_INLINE rf_vd rf_max(rf_vd a, rf_vd b) { return rf_sel(a > b, a, b); }
-/* floor for 0 <= x < 2^52 (callers clamp first) */
-RF_INLINE rf_vd rf_floor(rf_vd x) {
-    const double two52 = 4503599627370496.0;
-    rf_vd t = (x + two52) - two52;
-    return t - rf_sel(t > x, rf_b(1.0), rf_b(0.0));
-}
-RF_INLINE rf_vd rf_ceil(rf_vd x) {           /* for 0 <= x < 2^52 */
-    rf_vd f = rf_floor(x);
-    return f + rf_sel(f < x, rf_b(1.0), rf_b(0.0));
-}
-
-/* Sum of a + b c over integers c in [lo, hi] (0 when hi < lo). */
-RF_INLINE rf_vd rf_series(rf_vd a, rf_vd b, rf_vd lo, rf_vd hi) {
-    rf_vd n = rf_max(hi - lo + 1.0, rf_b(0.0));
-    return n * a + b * (lo + hi) * n * 0.5;
-}
-
-/* Exact sum over integer c in [lo, hi] of max(a1 + b1 c, a2 + b2 c): contexts
- * below m = floor(clamp(c*, lo - 1, hi)) + 1 take the line that wins below the
- * crossover c* = (a2 - a1) / (b1 - b2), the rest the other one; parallel lines
- * take the higher one everywhere. */
-RF_INLINE rf_vd rf_sum_max_affine(rf_vd a1, rf_vd b1, rf_vd a2, rf_vd b2, rf_vd lo, rf_vd hi) {
-    rf_vd d = b1 - b2;
-    rf_vl par = d == 0.0;
-    rf_vd q = (a2 - a1) / rf_sel(par, rf_b(1.0), d);
-    rf_vd m = rf_floor(rf_min(rf_max(q, lo - 1.0), hi)) + 1.0;
-    m = rf_sel(par, lo, m);
-    rf_vl up1 = (d > 0.0) | (par & (a1 >= a2));
-    rf_vd au = rf_sel(up1, a1, a2), bu = rf_sel(up1, b1, b2);
-    rf_vd al = rf_sel(up1, a2, a1), bl = rf_sel(up1, b2, b1);
-    return rf_series(al, bl, lo, m - 1.0) + rf_series(au, bu, m, hi);
-}
-
-/* bound code: network when it exceeds both roofs, else compute/memory */
-RF_INLINE rf_vl rf_bound(rf_vd t_comp, rf_vd t_mem, rf_vd t_net) {
-    rf_vl code = (rf_vl)rf_sel(t_comp >= t_mem, (rf_vd)((rf_vl){0, 0, 0, 0}),
-                               (rf_vd)((rf_vl){1, 1, 1, 1}));
-    return (rf_vl)rf_sel(t_net > rf_max(t_comp, t_mem), (rf_vd)((rf_vl){2, 2, 2, 2}),
-                         (rf_vd)code);
-}
-
-/* Per-deployment constants of four lanes (see _deploy in the scalar twins). */
+/* Per-deployment constants of RF_W lanes (see _deploy in the scalar twins). */
 typedef struct {
     rf_vd wb, kb, ab, inv_f, inv_bw, inv_link, lat, ovh, layers, hidden, w, kv_full, kv_win;
     rf_vd n_exp, log_keep, kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes, room;
@@ -143,281 +87,95 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
                RF_C_TDP_W == 13 && RF_C_SCALEUP_DOMAIN == 14 && RF_C_INV_SCALEOUT_BW == 15 &&
                RF_N_CHIP_COLS == 17, "chip table layout changed: update rf_deploy");
 
-/* Columns c0 .. c0+3 of four table rows as four column vectors: one 32-byte
- * load per row and a 4 x 4 transpose (8 shuffles) instead of 16 scalar loads. */
-RF_INLINE void rf_load4(const double* tab, int ncols, const int* rows, int c0, rf_vd out[4]) {
-    rf_vd r0, r1, r2, r3;
-    memcpy(&r0, tab + (int64_t)rows[0] * ncols + c0, sizeof r0);
-    memcpy(&r1, tab + (int64_t)rows[1] * ncols + c0, sizeof r1);
-    memcpy(&r2, tab + (int64_t)rows[2] * ncols + c0, sizeof r2);
-    memcpy(&r3, tab + (int64_t)rows[3] * ncols + c0, sizeof r3);
-    rf_vd t0 = __builtin_shuffle(r0, r1, (rf_vl){0, 4, 2, 6});
-    rf_vd t1 = __builtin_shuffle(r0, r1, (rf_vl){1, 5, 3, 7});
-    rf_vd t2 = __builtin_shuffle(r2, r3, (rf_vl){0, 4, 2, 6});
-    rf_vd t3 = __builtin_shuffle(r2, r3, (rf_vl){1, 5, 3, 7});
-    out[0] = __builtin_shuffle(t0, t2, (rf_vl){0, 1, 4, 5});
-    out[1] = __builtin_shuffle(t1, t3, (rf_vl){0, 1, 4, 5});
-    out[2] = __builtin_shuffle(t0, t2, (rf_vl){2, 3, 6, 7});
-    out[3] = __builtin_shuffle(t1, t3, (rf_vl){2, 3, 6, 7});
-}
 
-#define RF_GATHER(tab, rows, ncols, col) \
-    ((rf_vd){(tab)[(rows)[0] * (ncols) + (col)], (tab)[(rows)[1] * (ncols) + (col)], \
-             (tab)[(rows)[2] * (ncols) + (col)], (tab)[(rows)[3] * (ncols) + (col)]})
+/* One copy of the kernel body per instruction set, each compiled whole for its
+ * target (a `#pragma GCC target` region), so that GCC lowers the vector code
+ * for that target: AVX-512 (x86-64-v4: mask-register selects, 8 lanes per
+ * register), AVX2 (two registers per vector) and the baseline of the build.
+ * (Function-level target_clones were tried: GCC lowered the inlined
+ * helpers' selects for the baseline target before cloning, lane by lane.) */
+#define RF_SFX _base
+#include "roofline_simd_body.h"
+#undef RF_SFX
 
-RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const double* db,
-                         const int* mi, const int* ci, rf_vd tp, rf_vd pp, const int* wd,
-                         const int* kd, const int* ad) {
-    int finv[RF_W];
-    for (int l = 0; l < RF_W; l++) finv[l] = RF_C_INV_FLOPS + ad[l];
-    d->wb = (rf_vd){db[wd[0]], db[wd[1]], db[wd[2]], db[wd[3]]};
-    d->kb = (rf_vd){db[kd[0]], db[kd[1]], db[kd[2]], db[kd[3]]};
-    d->ab = (rf_vd){db[ad[0]], db[ad[1]], db[ad[2]], db[ad[3]]};
-    d->inv_f = (rf_vd){ct[ci[0] * RF_N_CHIP_COLS + finv[0]], ct[ci[1] * RF_N_CHIP_COLS + finv[1]],
-                       ct[ci[2] * RF_N_CHIP_COLS + finv[2]], ct[ci[3] * RF_N_CHIP_COLS + finv[3]]};
-    /* model columns 0-15 and chip columns 4-15 in 4-column blocks (layout.py order) */
-    rf_vd m0[4], m1[4], m2[4], m3[4], c1[4], c2[4], c3[4];
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 0, m0);   /* layers, hidden, flop_lin, flop_head */
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 4, m1);   /* attn_full, attn_win, window, kv_full */
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 8, m2);   /* kv_win, kv_split, resident, read */
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 12, m3);  /* expert, experts, active, log_keep */
-    rf_load4(ct, RF_N_CHIP_COLS, ci, 4, c1);    /* inv_flops[4..6], usable */
-    rf_load4(ct, RF_N_CHIP_COLS, ci, 8, c2);    /* inv_mem_bw, inv_link, latency, overhead */
-    rf_load4(ct, RF_N_CHIP_COLS, ci, 12, c3);   /* hourly, tdp, domain, inv_scaleout */
-    d->layers = m0[0]; d->hidden = m0[1]; d->flop_lin = m0[2]; d->flop_head = m0[3];
-    d->attn_full = m1[0]; d->attn_win = m1[1]; d->w = m1[2]; d->kv_full = m1[3];
-    d->kv_win = m2[0];
-    rf_vd kv_split = m2[1], resident = m2[2];
-    d->p_read = m2[3];
-    d->p_exp = m3[0]; d->n_exp = m3[1]; d->log_keep = m3[3];
-    rf_vd usable = c1[3];
-    d->inv_bw = c2[0]; d->inv_link = c2[1]; d->lat = c2[2]; d->ovh = c2[3];
-    d->hourly = c3[0]; d->tdp = c3[1];
-    rf_vd domain = c3[2];
-    d->inv_out = c3[3];
-    d->lat_out = RF_GATHER(ct, ci, RF_N_CHIP_COLS, RF_C_SCALEOUT_LATENCY);
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(INFERCAST_NO_CLONES)
+#define RF_HAS_CLONES 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define RF_SFX _avx2
+#include "roofline_simd_body.h"
+#undef RF_SFX
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+#define RF_SFX _v4
+#include "roofline_simd_body.h"
+#undef RF_SFX
+#pragma GCC pop_options
+#else
+#define RF_HAS_CLONES 0
+#endif
 
-    d->tp = tp;
-    d->pp = pp;
-    d->kv_frac = 1.0 / rf_min(tp, kv_split);
-    d->inv_chips = 1.0 / (tp * pp);
-    d->inv_tp = pp * d->inv_chips;
-    d->weight_bytes = resident * d->wb * d->inv_chips;
-    d->room = rf_max(usable - d->weight_bytes, rf_b(0.0));
-    d->kv_seq_unit = d->kb * d->kv_frac;
-    d->kv_tok_bytes = d->kb * d->kv_frac * (d->kv_full + d->kv_win);
-    d->act_tok_bytes = 2.0 * d->layers * d->hidden * d->ab;
-    d->wread_unit = d->wb * d->inv_tp;
-    d->n_chips = tp * pp;
-    /* tensor-parallel ring: scale-up link inside the domain, scale-out beyond */
-    rf_vl inside = tp <= domain;
-    d->tp_inv_link = rf_sel(inside, d->inv_link, d->inv_out);
-    d->tp_lat = rf_sel(inside, d->lat, d->lat_out);
-    /* pipeline hand-offs leaving a domain of floor(domain / tp) stages; an
-     * unbounded domain (inf) leaves none. Values are clamped below 2^52. */
-    rf_vd spd = rf_max(rf_floor(rf_min(domain / tp, rf_b(4503599627370495.0))), rf_b(1.0));
-    d->cross = rf_max(rf_ceil(pp / spd) - 1.0, rf_b(0.0));
-    d->within = pp - 1.0 - d->cross;
-}
+typedef void (*rf_tile_fn)(const double*, const double*, const double*, const rf_points*,
+                           int64_t, int, double*, int64_t, signed char*, unsigned char*,
+                           long long*, int64_t);
 
-/* Two ring all-reduces per layer plus the stage hand-offs of one pass [s]. */
-RF_INLINE rf_vd rf_network(rf_vd n_tok, const rf_dep* d) {
-    rf_vd msg = n_tok * d->hidden * d->ab;
-    rf_vd ar = 2.0 * d->layers * (2.0 * (d->tp - 1.0) * d->inv_tp * msg * d->tp_inv_link
-                                  + 2.0 * (d->tp - 1.0) * d->tp_lat);
-    rf_vd p_in = d->within * (msg * d->inv_link + d->lat);
-    rf_vd p_out = d->cross * (msg * d->inv_out + d->lat_out);
-    rf_vd zero = rf_b(0.0);
-    return (rf_sel(d->tp > 1.0, ar, zero) + rf_sel(d->within > 0.0, p_in, zero))
-           + rf_sel(d->cross > 0.0, p_out, zero);
-}
-
-RF_INLINE void rf_store(double* dst, rf_vd v, int nvalid) {
-    if (nvalid == RF_W) {
-        memcpy(dst, &v, sizeof v);
-    } else {
-        double tmp[RF_W];
-        memcpy(tmp, &v, sizeof v);
-        for (int l = 0; l < nvalid; l++) dst[l] = tmp[l];
+/* The instruction set this CPU runs: the best copy it supports, or a lower
+ * one named by the environment variable INFERCAST_SIMD (avx2 or baseline;
+ * for tests and benchmarks of the other copies). */
+static int rf_isa(void) {
+    int best = 0;
+#if RF_HAS_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) best = 2;
+    else if (__builtin_cpu_supports("avx2")) best = 1;
+#endif
+    const char* want = getenv("INFERCAST_SIMD");
+    if (want != NULL) {
+        if (strcmp(want, "baseline") == 0) return 0;
+        if (strcmp(want, "avx2") == 0 && best >= 1) return 1;
     }
+    return best;
 }
 
-/* Every output of four points of deployments `d` with per-lane B, P, N into
- * columns o .. o + nvalid - 1. */
-RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_decode,
-                       double* of, int64_t ostride, signed char* ob, unsigned char* ofits,
-                       long long* omb, int64_t o, int nvalid) {
-    rf_vd w = d->w;
-    rf_vd nan = rf_b(NAN);
-    /* memory per chip: each chip holds 1/pp of the layers for the pp micro-batches */
-    rf_vd ctx_max = P + N;
-    rf_vd kv_seq = d->kv_seq_unit * (d->kv_full * ctx_max + d->kv_win * rf_min(ctx_max, w));
-    rf_vd mb = rf_floor(rf_min(d->room / kv_seq, rf_b(4503599627370495.0)));
-    rf_vl fits = B <= mb;
-
-    /* expected routed experts touched by n tokens: E (1 - (1 - k/E)^n), MoE lanes only */
-    rf_vd touched_pre = rf_b(0.0), touched_dec = rf_b(0.0);
-    rf_vl moe = d->n_exp > 0.0;
-    if (moe[0] | moe[1] | moe[2] | moe[3]) {
-        double tp_pre[RF_W] = {0}, tp_dec[RF_W] = {0};
-        double ne[RF_W], lk[RF_W], bb[RF_W], pl[RF_W];
-        memcpy(ne, &d->n_exp, sizeof ne);
-        memcpy(lk, &d->log_keep, sizeof lk);
-        memcpy(bb, &B, sizeof bb);
-        memcpy(pl, &P, sizeof pl);
-        for (int l = 0; l < RF_W; l++) {
-            if (ne[l] > 0.0) {
-                tp_pre[l] = -ne[l] * expm1(bb[l] * pl[l] * lk[l]);
-                tp_dec[l] = -ne[l] * expm1(bb[l] * lk[l]);
-            }
-        }
-        memcpy(&touched_pre, tp_pre, sizeof tp_pre);
-        memcpy(&touched_dec, tp_dec, sizeof tp_dec);
+/* Copy of the kernel for this CPU (0 baseline, 1 AVX2, 2 x86-64-v4), cached. */
+static int rf_isa_cached(void) {
+    static int isa = -1;                    /* benign race: every thread stores the same value */
+    int k = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (k < 0) {
+        k = rf_isa();
+        __atomic_store_n(&isa, k, __ATOMIC_RELAXED);
     }
-
-    /* prefill: B x P tokens, causal attention */
-    rf_vd n_pre = B * P;
-    rf_vd tri = P * (P + 1.0) * 0.5;
-    rf_vd win_keys = rf_sel(P <= w, tri, w * (w + 1.0) * 0.5 + (P - w) * w);
-    rf_vd flops_pre = B * (d->flop_lin * P + d->flop_head + d->attn_full * tri
-                           + d->attn_win * win_keys);
-    rf_vd t_comp = flops_pre * d->inv_tp * d->inv_f;
-    rf_vd t_mem = (d->wread_unit * (d->p_read + d->p_exp * touched_pre)
-                   + n_pre * (d->kv_tok_bytes + d->act_tok_bytes)) * d->inv_bw;
-    rf_vd t_net = rf_network(n_pre, d);
-    rf_vd ttft = rf_max(t_comp, t_mem) + t_net + d->ovh;
-    rf_vl bound_pre = rf_bound(t_comp, t_mem, t_net);
-
-    /* decode: step j = 1..N-1 at context c = P + j */
-    rf_vd cf = B * d->inv_tp * d->inv_f;
-    rf_vd a1 = cf * (d->flop_lin + d->flop_head);
-    rf_vd b1 = cf * d->attn_full;
-    rf_vd g1 = cf * d->attn_win;
-    rf_vd a2 = (d->wread_unit * (d->p_read + d->p_exp * touched_dec)
-                + B * (d->kv_tok_bytes + d->act_tok_bytes)) * d->inv_bw;
-    rf_vd kvb = B * d->kb * d->kv_frac * d->inv_bw;
-    rf_vd b2 = kvb * d->kv_full;
-    rf_vd g2 = kvb * d->kv_win;
-    rf_vd lo = P + 1.0;
-    rf_vd hi = P + N - 1.0;
-    rf_vd h1 = rf_min(hi, w);
-    rf_vd l2 = rf_max(lo, w + 1.0);
-    rf_vd s_max, s_comp, s_mem;
-    if (loop_decode) {
-        double A1[RF_W], B1[RF_W], G1[RF_W], A2[RF_W], B2[RF_W], G2[RF_W], LO[RF_W], HI[RF_W],
-            WW[RF_W], SM[RF_W], SC[RF_W], SE[RF_W];
-        memcpy(A1, &a1, sizeof A1); memcpy(B1, &b1, sizeof B1); memcpy(G1, &g1, sizeof G1);
-        memcpy(A2, &a2, sizeof A2); memcpy(B2, &b2, sizeof B2); memcpy(G2, &g2, sizeof G2);
-        memcpy(LO, &lo, sizeof LO); memcpy(HI, &hi, sizeof HI); memcpy(WW, &w, sizeof WW);
-        for (int l = 0; l < RF_W; l++) {
-            double sm = 0.0, sc = 0.0, se = 0.0;
-            for (double c = LO[l]; c <= HI[l]; c += 1.0) {
-                double kw = c < WW[l] ? c : WW[l];
-                double tc = A1[l] + B1[l] * c + G1[l] * kw;
-                double tm = A2[l] + B2[l] * c + G2[l] * kw;
-                sm += tc > tm ? tc : tm;
-                sc += tc;
-                se += tm;
-            }
-            SM[l] = sm; SC[l] = sc; SE[l] = se;
-        }
-        memcpy(&s_max, SM, sizeof SM); memcpy(&s_comp, SC, sizeof SC);
-        memcpy(&s_mem, SE, sizeof SE);
-    } else {
-        s_max = rf_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1)
-                + rf_sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi);
-        s_comp = rf_series(a1, b1 + g1, lo, h1) + rf_series(a1 + g1 * w, b1, l2, hi);
-        s_mem = rf_series(a2, b2 + g2, lo, h1) + rf_series(a2 + g2 * w, b2, l2, hi);
-    }
-    rf_vd n_steps = N - 1.0;
-    rf_vd t_net_d = rf_network(B, d);
-    rf_vd decode_total = s_max + n_steps * (t_net_d + d->ovh);
-    rf_vl has_steps = n_steps > 0.0;
-    rf_vl bound_dec = (rf_vl)rf_sel(has_steps, (rf_vd)rf_bound(s_comp, s_mem, n_steps * t_net_d),
-                                    (rf_vd)((rf_vl){-1, -1, -1, -1}));
-    rf_vd e2e = ttft + decode_total;
-    rf_vd tokens = d->pp * B * N;     /* pp micro-batches of B sequences finish per e2e */
-    rf_vd inv_tokens = 1.0 / tokens;
-    rf_vd tok_s = tokens / e2e;
-    rf_vd tpot = rf_sel(has_steps, decode_total / rf_sel(has_steps, n_steps, rf_b(1.0)), nan);
-
-    rf_store(of + 5 * ostride + o, d->weight_bytes, nvalid);
-    rf_store(of + 6 * ostride + o, B * kv_seq, nvalid);
-    rf_store(of + o, rf_sel(fits, ttft, nan), nvalid);
-    rf_store(of + ostride + o, rf_sel(fits, tpot, nan), nvalid);
-    rf_store(of + 2 * ostride + o, rf_sel(fits, e2e, nan), nvalid);
-    rf_store(of + 3 * ostride + o, rf_sel(fits, tok_s, nan), nvalid);
-    rf_store(of + 4 * ostride + o, rf_sel(fits, tok_s * d->inv_chips, nan), nvalid);
-    rf_store(of + 7 * ostride + o,
-             rf_sel(fits, d->hourly * d->n_chips * e2e * inv_tokens * (1e6 / 3600.0), nan), nvalid);
-    rf_store(of + 8 * ostride + o, rf_sel(fits, d->tdp * d->n_chips * e2e * inv_tokens, nan),
-             nvalid);
-    rf_vl none = (rf_vl){RF_BOUND_NONE, RF_BOUND_NONE, RF_BOUND_NONE, RF_BOUND_NONE};
-    rf_vl mbl = __builtin_convertvector(mb, rf_vl);
-    rf_vc fit8 = __builtin_convertvector(fits & 1, rf_vc);
-    rf_vc bp8 = __builtin_convertvector((bound_pre & fits) | (none & ~fits), rf_vc);
-    rf_vc bd8 = __builtin_convertvector((bound_dec & fits) | (none & ~fits), rf_vc);
-    if (nvalid == RF_W) {
-        memcpy(omb + o, &mbl, sizeof mbl);
-        memcpy(ofits + o, &fit8, sizeof fit8);
-        memcpy(ob + o, &bp8, sizeof bp8);
-        memcpy(ob + ostride + o, &bd8, sizeof bd8);
-    } else {
-        for (int l = 0; l < nvalid; l++) {
-            omb[o + l] = mbl[l];
-            ofits[o + l] = (unsigned char)fit8[l];
-            ob[o + l] = bp8[l];
-            ob[ostride + o + l] = bd8[l];
-        }
-    }
+    return k;
 }
 
-/* n points (struct of arrays) into output columns o0 .. o0 + n - 1. */
-RF_CLONES
+static const char* rf_isa_name(void) {
+    static const char* names[3] = {"baseline", "avx2", "x86-64-v4"};
+    return names[rf_isa()];
+}
+
+/* n points (struct of arrays) into output columns o0 .. o0 + n - 1, on the
+ * best copy of the kernel for this CPU. */
 static void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
                     int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
                     unsigned char* ofits, long long* omb, int64_t o0) {
-    /* Deployment indices of the previous group: sweeps walk the batch and length
-     * axes innermost, so consecutive groups usually share every deployment and
-     * the table gathers of rf_deploy are skipped. */
-    rf_vi key[7], prev[7];
-    int have_prev = 0;
-    rf_dep d = {0};
-    for (int64_t i = 0; i < n; i += RF_W) {
-        int nvalid = (int)(n - i < RF_W ? n - i : RF_W);
-        rf_vi vb, vpr, vou;
-        if (nvalid == RF_W) {
-            memcpy(&key[0], p->model + i, 16); memcpy(&key[1], p->chip + i, 16);
-            memcpy(&key[2], p->tp + i, 16); memcpy(&key[3], p->pp + i, 16);
-            rf_vc w8, kv8, ac8;
-            memcpy(&w8, p->w + i, 4); memcpy(&kv8, p->kv + i, 4); memcpy(&ac8, p->act + i, 4);
-            key[4] = __builtin_convertvector(w8, rf_vi);
-            key[5] = __builtin_convertvector(kv8, rf_vi);
-            key[6] = __builtin_convertvector(ac8, rf_vi);
-            memcpy(&vb, p->batch + i, 16); memcpy(&vpr, p->prompt + i, 16);
-            memcpy(&vou, p->output + i, 16);
-        } else {                                    /* pad a short tail with its first point */
-            for (int l = 0; l < RF_W; l++) {
-                int64_t k = i + (l < nvalid ? l : 0);
-                key[0][l] = p->model[k]; key[1][l] = p->chip[k];
-                key[2][l] = p->tp[k]; key[3][l] = p->pp[k];
-                key[4][l] = p->w[k]; key[5][l] = p->kv[k]; key[6][l] = p->act[k];
-                vb[l] = p->batch[k]; vpr[l] = p->prompt[k]; vou[l] = p->output[k];
-            }
-        }
-        if (!have_prev || memcmp(key, prev, sizeof key) != 0) {
-            int mi[RF_W], ci[RF_W], wd[RF_W], kd[RF_W], ad[RF_W];
-            memcpy(mi, &key[0], 16); memcpy(ci, &key[1], 16);
-            memcpy(wd, &key[4], 16); memcpy(kd, &key[5], 16); memcpy(ad, &key[6], 16);
-            rf_deploy(&d, mt, ct, db, mi, ci, __builtin_convertvector(key[2], rf_vd),
-                      __builtin_convertvector(key[3], rf_vd), wd, kd, ad);
-            memcpy(prev, key, sizeof key);
-            have_prev = 1;
-        }
-        rf_eval(&d, __builtin_convertvector(vb, rf_vd), __builtin_convertvector(vpr, rf_vd),
-                __builtin_convertvector(vou, rf_vd), loop_decode, of, ostride, ob, ofits, omb,
-                o0 + i, nvalid);
-    }
+    rf_tile_fn f = rf_tile_isa_base;
+#if RF_HAS_CLONES
+    int k = rf_isa_cached();
+    f = k == 2 ? rf_tile_isa_v4 : k == 1 ? rf_tile_isa_avx2 : rf_tile_isa_base;
+#endif
+    f(mt, ct, db, p, n, loop_decode, of, ostride, ob, ofits, omb, o0);
+}
+
+/* The kernel's expm1 for x <= 0 over an array, on the same copy as rf_tile. */
+static void rf_expm1_array(const double* x, double* y, int64_t n) {
+#if RF_HAS_CLONES
+    int k = rf_isa_cached();
+    if (k == 2) { rf_expm1_array_isa_v4(x, y, n); return; }
+    if (k == 1) { rf_expm1_array_isa_avx2(x, y, n); return; }
+#endif
+    rf_expm1_array_isa_base(x, y, n);
 }
 
 #endif

@@ -1,0 +1,445 @@
+/*
+ * Body of the SIMD roofline kernel, included once per instruction set by
+ * roofline_simd.h with RF_SFX set (no include guard on purpose). Every
+ * function name gets the suffix, so each copy is compiled whole for its
+ * target and dispatched at run time (see roofline_simd.h).
+ */
+#ifndef RF_SFX
+#error "include roofline_simd.h, not this file"
+#endif
+#define RF_F3(n, s) n##s
+#define RF_F2(n, s) RF_F3(n, s)
+#define RF_F(n) RF_F2(n, RF_SFX)
+#define rf_b RF_F(rf_b)
+#define rf_l RF_F(rf_l)
+#define rf_sel RF_F(rf_sel)
+#define rf_min RF_F(rf_min)
+#define rf_max RF_F(rf_max)
+#define rf_floor RF_F(rf_floor)
+#define rf_ceil RF_F(rf_ceil)
+#define rf_series RF_F(rf_series)
+#define rf_sum_max_affine RF_F(rf_sum_max_affine)
+#define rf_bound RF_F(rf_bound)
+#define rf_expm1_nonpos RF_F(rf_expm1_nonpos)
+#define rf_load4 RF_F(rf_load4)
+#define rf_gather RF_F(rf_gather)
+#define rf_deploy RF_F(rf_deploy)
+#define rf_network RF_F(rf_network)
+#define rf_store RF_F(rf_store)
+#define rf_eval RF_F(rf_eval)
+#define rf_tile_isa RF_F(rf_tile_isa)
+#define rf_expm1_array_isa RF_F(rf_expm1_array_isa)
+
+
+RF_INLINE rf_vd rf_b(double c) {
+    rf_vd v;
+    for (int l = 0; l < RF_W; l++) v[l] = c;
+    return v;
+}
+RF_INLINE rf_vl rf_l(int64_t c) {
+    rf_vl v;
+    for (int l = 0; l < RF_W; l++) v[l] = c;
+    return v;
+}
+RF_INLINE rf_vd rf_sel(rf_vl m, rf_vd a, rf_vd b) {
+    return (rf_vd)(((rf_vl)a & m) | ((rf_vl)b & ~m));
+}
+RF_INLINE rf_vd rf_min(rf_vd a, rf_vd b) { return rf_sel(a < b, a, b); }
+RF_INLINE rf_vd rf_max(rf_vd a, rf_vd b) { return rf_sel(a > b, a, b); }
+/* floor for 0 <= x < 2^52 (callers clamp first) */
+RF_INLINE rf_vd rf_floor(rf_vd x) {
+    const double two52 = 4503599627370496.0;
+    rf_vd t = (x + two52) - two52;
+    return t - rf_sel(t > x, rf_b(1.0), rf_b(0.0));
+}
+RF_INLINE rf_vd rf_ceil(rf_vd x) {           /* for 0 <= x < 2^52 */
+    rf_vd f = rf_floor(x);
+    return f + rf_sel(f < x, rf_b(1.0), rf_b(0.0));
+}
+
+/* Sum of a + b c over integers c in [lo, hi] (0 when hi < lo). */
+RF_INLINE rf_vd rf_series(rf_vd a, rf_vd b, rf_vd lo, rf_vd hi) {
+    rf_vd n = rf_max(hi - lo + 1.0, rf_b(0.0));
+    return n * a + b * (lo + hi) * n * 0.5;
+}
+
+/* Exact sum over integer c in [lo, hi] of max(a1 + b1 c, a2 + b2 c): contexts
+ * below m = floor(clamp(c*, lo - 1, hi)) + 1 take the line that wins below the
+ * crossover c* = (a2 - a1) / (b1 - b2), the rest the other one; parallel lines
+ * take the higher one everywhere. */
+RF_INLINE rf_vd rf_sum_max_affine(rf_vd a1, rf_vd b1, rf_vd a2, rf_vd b2, rf_vd lo, rf_vd hi) {
+    rf_vd d = b1 - b2;
+    rf_vl par = d == 0.0;
+    rf_vd q = (a2 - a1) / rf_sel(par, rf_b(1.0), d);
+    rf_vd m = rf_floor(rf_min(rf_max(q, lo - 1.0), hi)) + 1.0;
+    m = rf_sel(par, lo, m);
+    rf_vl up1 = (d > 0.0) | (par & (a1 >= a2));
+    rf_vd au = rf_sel(up1, a1, a2), bu = rf_sel(up1, b1, b2);
+    rf_vd al = rf_sel(up1, a2, a1), bl = rf_sel(up1, b2, b1);
+    return rf_series(al, bl, lo, m - 1.0) + rf_series(au, bu, m, hi);
+}
+
+/* expm1(x) for x <= 0 (inputs below -60 give -1, as expm1 does in double).
+ * Reduction x = k ln2 + r, |r| <= ln2/2, with k = round(x / ln2) (the
+ * 1.5 * 2^52 rounding trick) and the Cody-Waite split of ln2 from fdlibm's
+ * e_exp.c / s_expm1.c; expm1(r) by its Taylor series to r^14 (truncation
+ * < 2^-60 relative on |r| <= ln2/2); then expm1(x) = 2^k expm1(r) + (2^k - 1).
+ * Tested against numpy.expm1 to 2 ulp (tests/test_kernels.py); k <= 0 and
+ * |1 - 2^k| >= 1/2 when k != 0, so the last sum does not cancel.
+ * Reference: Muller, "Elementary Functions", 3rd ed., ch. 11 (range
+ * reduction); Sun Microsystems fdlibm 5.3, s_expm1.c. */
+RF_INLINE rf_vd rf_expm1_nonpos(rf_vd x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double inv_ln2 = 1.44269504088896338700e+00, round_c = 6755399441055744.0;
+    x = rf_max(x, rf_b(-60.0));
+    rf_vd bk = x * inv_ln2 + round_c;          /* mantissa holds round(x / ln2) */
+    rf_vd k = bk - round_c;
+    rf_vd r = (x - k * ln2_hi) - k * ln2_lo;
+    static const double c[13] = {
+        1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+        1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
+        1.0 / 87178291200.0};
+    rf_vd q = rf_b(c[12]);
+    for (int i = 11; i >= 0; i--) q = q * r + c[i];
+    rf_vd p = r + (r * r) * q;
+    rf_vl kbits = (rf_vl)bk - (rf_vl)rf_b(round_c);
+    rf_vd s = (rf_vd)((kbits + 1023) << 52);   /* 2^k */
+    return p * s + (s - 1.0);
+}
+
+/* bound code: network when it exceeds both roofs, else compute/memory */
+RF_INLINE rf_vl rf_bound(rf_vd t_comp, rf_vd t_mem, rf_vd t_net) {
+    rf_vl code = (rf_vl)rf_sel(t_comp >= t_mem, (rf_vd)rf_l(RF_BOUND_COMPUTE),
+                               (rf_vd)rf_l(RF_BOUND_MEMORY));
+    return (rf_vl)rf_sel(t_net > rf_max(t_comp, t_mem), (rf_vd)rf_l(RF_BOUND_NETWORK),
+                         (rf_vd)code);
+}
+
+/* Columns c0 .. c0+3 of RF_W table rows as four column vectors: one 32-byte
+ * load per row and 4 x 4 transposes (8 shuffles per four rows) instead of
+ * 4 RF_W scalar loads. */
+RF_INLINE void rf_load4(const double* tab, int ncols, const int* rows, int c0, rf_vd out[4]) {
+    for (int g = 0; g < RF_W; g += 4) {
+        rf_v4 r0, r1, r2, r3;
+        memcpy(&r0, tab + (int64_t)rows[g] * ncols + c0, sizeof r0);
+        memcpy(&r1, tab + (int64_t)rows[g + 1] * ncols + c0, sizeof r1);
+        memcpy(&r2, tab + (int64_t)rows[g + 2] * ncols + c0, sizeof r2);
+        memcpy(&r3, tab + (int64_t)rows[g + 3] * ncols + c0, sizeof r3);
+        rf_v4 t0 = __builtin_shuffle(r0, r1, (rf_l4){0, 4, 2, 6});
+        rf_v4 t1 = __builtin_shuffle(r0, r1, (rf_l4){1, 5, 3, 7});
+        rf_v4 t2 = __builtin_shuffle(r2, r3, (rf_l4){0, 4, 2, 6});
+        rf_v4 t3 = __builtin_shuffle(r2, r3, (rf_l4){1, 5, 3, 7});
+        rf_v4 o[4] = {__builtin_shuffle(t0, t2, (rf_l4){0, 1, 4, 5}),
+                      __builtin_shuffle(t1, t3, (rf_l4){0, 1, 4, 5}),
+                      __builtin_shuffle(t0, t2, (rf_l4){2, 3, 6, 7}),
+                      __builtin_shuffle(t1, t3, (rf_l4){2, 3, 6, 7})};
+#if RF_W == 4
+        (void)g;
+        for (int k = 0; k < 4; k++) out[k] = o[k];
+#else
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 4; l++) out[k][g + l] = o[k][l];
+#endif
+    }
+}
+
+/* One column of RF_W table rows (per-lane loads). */
+RF_INLINE rf_vd rf_gather(const double* tab, int ncols, const int* rows, const int* cols) {
+    rf_vd v;
+    for (int l = 0; l < RF_W; l++) v[l] = tab[(int64_t)rows[l] * ncols + cols[l]];
+    return v;
+}
+
+RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const double* db,
+                         const int* mi, const int* ci, rf_vd tp, rf_vd pp, const int* wd,
+                         const int* kd, const int* ad) {
+    int finv[RF_W], zero[RF_W], lat_col[RF_W];
+    for (int l = 0; l < RF_W; l++) {
+        finv[l] = RF_C_INV_FLOPS + ad[l];
+        zero[l] = 0;
+        lat_col[l] = RF_C_SCALEOUT_LATENCY;
+    }
+    d->wb = rf_gather(db, 0, zero, wd);
+    d->kb = rf_gather(db, 0, zero, kd);
+    d->ab = rf_gather(db, 0, zero, ad);
+    d->inv_f = rf_gather(ct, RF_N_CHIP_COLS, ci, finv);
+    /* model columns 0-15 and chip columns 4-15 in 4-column blocks (layout.py order) */
+    rf_vd m0[4], m1[4], m2[4], m3[4], c1[4], c2[4], c3[4];
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 0, m0);   /* layers, hidden, flop_lin, flop_head */
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 4, m1);   /* attn_full, attn_win, window, kv_full */
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 8, m2);   /* kv_win, kv_split, resident, read */
+    rf_load4(mt, RF_N_MODEL_COLS, mi, 12, m3);  /* expert, experts, active, log_keep */
+    rf_load4(ct, RF_N_CHIP_COLS, ci, 4, c1);    /* inv_flops[4..6], usable */
+    rf_load4(ct, RF_N_CHIP_COLS, ci, 8, c2);    /* inv_mem_bw, inv_link, latency, overhead */
+    rf_load4(ct, RF_N_CHIP_COLS, ci, 12, c3);   /* hourly, tdp, domain, inv_scaleout */
+    d->layers = m0[0]; d->hidden = m0[1]; d->flop_lin = m0[2]; d->flop_head = m0[3];
+    d->attn_full = m1[0]; d->attn_win = m1[1]; d->w = m1[2]; d->kv_full = m1[3];
+    d->kv_win = m2[0];
+    rf_vd kv_split = m2[1], resident = m2[2];
+    d->p_read = m2[3];
+    d->p_exp = m3[0]; d->n_exp = m3[1]; d->log_keep = m3[3];
+    rf_vd usable = c1[3];
+    d->inv_bw = c2[0]; d->inv_link = c2[1]; d->lat = c2[2]; d->ovh = c2[3];
+    d->hourly = c3[0]; d->tdp = c3[1];
+    rf_vd domain = c3[2];
+    d->inv_out = c3[3];
+    d->lat_out = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
+
+    d->tp = tp;
+    d->pp = pp;
+    d->kv_frac = 1.0 / rf_min(tp, kv_split);
+    d->inv_chips = 1.0 / (tp * pp);
+    d->inv_tp = pp * d->inv_chips;
+    d->weight_bytes = resident * d->wb * d->inv_chips;
+    d->room = rf_max(usable - d->weight_bytes, rf_b(0.0));
+    d->kv_seq_unit = d->kb * d->kv_frac;
+    d->kv_tok_bytes = d->kb * d->kv_frac * (d->kv_full + d->kv_win);
+    d->act_tok_bytes = 2.0 * d->layers * d->hidden * d->ab;
+    d->wread_unit = d->wb * d->inv_tp;
+    d->n_chips = tp * pp;
+    /* tensor-parallel ring: scale-up link inside the domain, scale-out beyond */
+    rf_vl inside = tp <= domain;
+    d->tp_inv_link = rf_sel(inside, d->inv_link, d->inv_out);
+    d->tp_lat = rf_sel(inside, d->lat, d->lat_out);
+    /* pipeline hand-offs leaving a domain of floor(domain / tp) stages; an
+     * unbounded domain (inf) leaves none. Values are clamped below 2^52. */
+    rf_vd spd = rf_max(rf_floor(rf_min(domain / tp, rf_b(4503599627370495.0))), rf_b(1.0));
+    d->cross = rf_max(rf_ceil(pp / spd) - 1.0, rf_b(0.0));
+    d->within = pp - 1.0 - d->cross;
+}
+
+/* Two ring all-reduces per layer plus the stage hand-offs of one pass [s]. */
+RF_INLINE rf_vd rf_network(rf_vd n_tok, const rf_dep* d) {
+    rf_vd msg = n_tok * d->hidden * d->ab;
+    rf_vd ar = 2.0 * d->layers * (2.0 * (d->tp - 1.0) * d->inv_tp * msg * d->tp_inv_link
+                                  + 2.0 * (d->tp - 1.0) * d->tp_lat);
+    rf_vd p_in = d->within * (msg * d->inv_link + d->lat);
+    rf_vd p_out = d->cross * (msg * d->inv_out + d->lat_out);
+    rf_vd zero = rf_b(0.0);
+    return (rf_sel(d->tp > 1.0, ar, zero) + rf_sel(d->within > 0.0, p_in, zero))
+           + rf_sel(d->cross > 0.0, p_out, zero);
+}
+
+RF_INLINE void rf_store(double* dst, rf_vd v, int nvalid) {
+    if (nvalid == RF_W) {
+        memcpy(dst, &v, sizeof v);
+    } else {
+        double tmp[RF_W];
+        memcpy(tmp, &v, sizeof v);
+        for (int l = 0; l < nvalid; l++) dst[l] = tmp[l];
+    }
+}
+
+/* Every output of RF_W points of deployments `d` with per-lane B, P, N into
+ * columns o .. o + nvalid - 1. */
+RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_decode,
+                       double* of, int64_t ostride, signed char* ob, unsigned char* ofits,
+                       long long* omb, int64_t o, int nvalid) {
+    rf_vd w = d->w;
+    rf_vd nan = rf_b(NAN);
+    /* memory per chip: each chip holds 1/pp of the layers for the pp micro-batches */
+    rf_vd ctx_max = P + N;
+    rf_vd kv_seq = d->kv_seq_unit * (d->kv_full * ctx_max + d->kv_win * rf_min(ctx_max, w));
+    rf_vd mb = rf_floor(rf_min(d->room / kv_seq, rf_b(4503599627370495.0)));
+    rf_vl fits = B <= mb;
+
+    /* expected routed experts touched by n tokens: E (1 - (1 - k/E)^n) = -E expm1(n log_keep);
+     * dense lanes take 0 */
+    rf_vl moe = d->n_exp > 0.0;
+    rf_vd zero = rf_b(0.0);
+    rf_vd touched_pre = zero, touched_dec = zero;
+    int64_t any_moe = 0;
+    for (int l = 0; l < RF_W; l++) any_moe |= moe[l];
+    if (any_moe) {          /* skipped by groups of dense models only */
+        touched_pre = rf_sel(moe, -d->n_exp * rf_expm1_nonpos(B * P * d->log_keep), zero);
+        touched_dec = rf_sel(moe, -d->n_exp * rf_expm1_nonpos(B * d->log_keep), zero);
+    }
+
+    /* prefill: B x P tokens, causal attention */
+    rf_vd n_pre = B * P;
+    rf_vd tri = P * (P + 1.0) * 0.5;
+    rf_vd win_keys = rf_sel(P <= w, tri, w * (w + 1.0) * 0.5 + (P - w) * w);
+    rf_vd flops_pre = B * (d->flop_lin * P + d->flop_head + d->attn_full * tri
+                           + d->attn_win * win_keys);
+    rf_vd t_comp = flops_pre * d->inv_tp * d->inv_f;
+    rf_vd t_mem = (d->wread_unit * (d->p_read + d->p_exp * touched_pre)
+                   + n_pre * (d->kv_tok_bytes + d->act_tok_bytes)) * d->inv_bw;
+    rf_vd t_net = rf_network(n_pre, d);
+    rf_vd ttft = rf_max(t_comp, t_mem) + t_net + d->ovh;
+    rf_vl bound_pre = rf_bound(t_comp, t_mem, t_net);
+
+    /* decode: step j = 1..N-1 at context c = P + j */
+    rf_vd cf = B * d->inv_tp * d->inv_f;
+    rf_vd a1 = cf * (d->flop_lin + d->flop_head);
+    rf_vd b1 = cf * d->attn_full;
+    rf_vd g1 = cf * d->attn_win;
+    rf_vd a2 = (d->wread_unit * (d->p_read + d->p_exp * touched_dec)
+                + B * (d->kv_tok_bytes + d->act_tok_bytes)) * d->inv_bw;
+    rf_vd kvb = B * d->kb * d->kv_frac * d->inv_bw;
+    rf_vd b2 = kvb * d->kv_full;
+    rf_vd g2 = kvb * d->kv_win;
+    rf_vd lo = P + 1.0;
+    rf_vd hi = P + N - 1.0;
+    rf_vd h1 = rf_min(hi, w);
+    rf_vd l2 = rf_max(lo, w + 1.0);
+    rf_vd s_max, s_comp, s_mem;
+    if (loop_decode) {
+        double A1[RF_W], B1[RF_W], G1[RF_W], A2[RF_W], B2[RF_W], G2[RF_W], LO[RF_W], HI[RF_W],
+            WW[RF_W], SM[RF_W], SC[RF_W], SE[RF_W];
+        memcpy(A1, &a1, sizeof A1); memcpy(B1, &b1, sizeof B1); memcpy(G1, &g1, sizeof G1);
+        memcpy(A2, &a2, sizeof A2); memcpy(B2, &b2, sizeof B2); memcpy(G2, &g2, sizeof G2);
+        memcpy(LO, &lo, sizeof LO); memcpy(HI, &hi, sizeof HI); memcpy(WW, &w, sizeof WW);
+        for (int l = 0; l < RF_W; l++) {
+            double sm = 0.0, sc = 0.0, se = 0.0;
+            for (double c = LO[l]; c <= HI[l]; c += 1.0) {
+                double kw = c < WW[l] ? c : WW[l];
+                double tc = A1[l] + B1[l] * c + G1[l] * kw;
+                double tm = A2[l] + B2[l] * c + G2[l] * kw;
+                sm += tc > tm ? tc : tm;
+                sc += tc;
+                se += tm;
+            }
+            SM[l] = sm; SC[l] = sc; SE[l] = se;
+        }
+        memcpy(&s_max, SM, sizeof SM); memcpy(&s_comp, SC, sizeof SC);
+        memcpy(&s_mem, SE, sizeof SE);
+    } else {
+        s_max = rf_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1)
+                + rf_sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi);
+        s_comp = rf_series(a1, b1 + g1, lo, h1) + rf_series(a1 + g1 * w, b1, l2, hi);
+        s_mem = rf_series(a2, b2 + g2, lo, h1) + rf_series(a2 + g2 * w, b2, l2, hi);
+    }
+    rf_vd n_steps = N - 1.0;
+    rf_vd t_net_d = rf_network(B, d);
+    rf_vd decode_total = s_max + n_steps * (t_net_d + d->ovh);
+    rf_vl has_steps = n_steps > 0.0;
+    rf_vl bound_dec = (rf_vl)rf_sel(has_steps, (rf_vd)rf_bound(s_comp, s_mem, n_steps * t_net_d),
+                                    (rf_vd)rf_l(RF_BOUND_NONE));
+    rf_vd e2e = ttft + decode_total;
+    rf_vd tokens = d->pp * B * N;     /* pp micro-batches of B sequences finish per e2e */
+    rf_vd inv_tokens = 1.0 / tokens;
+    rf_vd tok_s = tokens / e2e;
+    rf_vd tpot = rf_sel(has_steps, decode_total / rf_sel(has_steps, n_steps, rf_b(1.0)), nan);
+
+    rf_store(of + 5 * ostride + o, d->weight_bytes, nvalid);
+    rf_store(of + 6 * ostride + o, B * kv_seq, nvalid);
+    rf_store(of + o, rf_sel(fits, ttft, nan), nvalid);
+    rf_store(of + ostride + o, rf_sel(fits, tpot, nan), nvalid);
+    rf_store(of + 2 * ostride + o, rf_sel(fits, e2e, nan), nvalid);
+    rf_store(of + 3 * ostride + o, rf_sel(fits, tok_s, nan), nvalid);
+    rf_store(of + 4 * ostride + o, rf_sel(fits, tok_s * d->inv_chips, nan), nvalid);
+    rf_store(of + 7 * ostride + o,
+             rf_sel(fits, d->hourly * d->n_chips * e2e * inv_tokens * (1e6 / 3600.0), nan), nvalid);
+    rf_store(of + 8 * ostride + o, rf_sel(fits, d->tdp * d->n_chips * e2e * inv_tokens, nan),
+             nvalid);
+    rf_vl none = rf_l(RF_BOUND_NONE);
+    rf_vl mbl = __builtin_convertvector(mb, rf_vl);
+    rf_vc fit8 = __builtin_convertvector(fits & 1, rf_vc);
+    rf_vc bp8 = __builtin_convertvector((bound_pre & fits) | (none & ~fits), rf_vc);
+    rf_vc bd8 = __builtin_convertvector((bound_dec & fits) | (none & ~fits), rf_vc);
+    if (nvalid == RF_W) {
+        memcpy(omb + o, &mbl, sizeof mbl);
+        memcpy(ofits + o, &fit8, sizeof fit8);
+        memcpy(ob + o, &bp8, sizeof bp8);
+        memcpy(ob + ostride + o, &bd8, sizeof bd8);
+    } else {
+        for (int l = 0; l < nvalid; l++) {
+            omb[o + l] = mbl[l];
+            ofits[o + l] = (unsigned char)fit8[l];
+            ob[o + l] = bp8[l];
+            ob[ostride + o + l] = bd8[l];
+        }
+    }
+}
+
+/* n points (struct of arrays) into output columns o0 .. o0 + n - 1. */
+static void rf_tile_isa(const double* mt, const double* ct, const double* db, const rf_points* p,
+                    int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
+                    unsigned char* ofits, long long* omb, int64_t o0) {
+    /* Deployment indices of the previous group: sweeps walk the batch and length
+     * axes innermost, so consecutive groups usually share every deployment and
+     * the table gathers of rf_deploy are skipped. */
+    rf_vi key[7], prev[7];
+    int have_prev = 0;
+    rf_dep d = {0};
+    for (int64_t i = 0; i < n; i += RF_W) {
+        int nvalid = (int)(n - i < RF_W ? n - i : RF_W);
+        rf_vi vb, vpr, vou;
+        if (nvalid == RF_W) {
+            memcpy(&key[0], p->model + i, sizeof key[0]);
+            memcpy(&key[1], p->chip + i, sizeof key[1]);
+            memcpy(&key[2], p->tp + i, sizeof key[2]);
+            memcpy(&key[3], p->pp + i, sizeof key[3]);
+            rf_vc w8, kv8, ac8;
+            memcpy(&w8, p->w + i, sizeof w8);
+            memcpy(&kv8, p->kv + i, sizeof kv8);
+            memcpy(&ac8, p->act + i, sizeof ac8);
+            key[4] = __builtin_convertvector(w8, rf_vi);
+            key[5] = __builtin_convertvector(kv8, rf_vi);
+            key[6] = __builtin_convertvector(ac8, rf_vi);
+            memcpy(&vb, p->batch + i, sizeof vb);
+            memcpy(&vpr, p->prompt + i, sizeof vpr);
+            memcpy(&vou, p->output + i, sizeof vou);
+        } else {                                    /* pad a short tail with its first point */
+            for (int l = 0; l < RF_W; l++) {
+                int64_t k = i + (l < nvalid ? l : 0);
+                key[0][l] = p->model[k]; key[1][l] = p->chip[k];
+                key[2][l] = p->tp[k]; key[3][l] = p->pp[k];
+                key[4][l] = p->w[k]; key[5][l] = p->kv[k]; key[6][l] = p->act[k];
+                vb[l] = p->batch[k]; vpr[l] = p->prompt[k]; vou[l] = p->output[k];
+            }
+        }
+        if (!have_prev || memcmp(key, prev, sizeof key) != 0) {
+            int mi[RF_W], ci[RF_W], wd[RF_W], kd[RF_W], ad[RF_W];
+            memcpy(mi, &key[0], sizeof mi);
+            memcpy(ci, &key[1], sizeof ci);
+            memcpy(wd, &key[4], sizeof wd);
+            memcpy(kd, &key[5], sizeof kd);
+            memcpy(ad, &key[6], sizeof ad);
+            rf_deploy(&d, mt, ct, db, mi, ci, __builtin_convertvector(key[2], rf_vd),
+                      __builtin_convertvector(key[3], rf_vd), wd, kd, ad);
+            memcpy(prev, key, sizeof key);
+            have_prev = 1;
+        }
+        rf_eval(&d, __builtin_convertvector(vb, rf_vd), __builtin_convertvector(vpr, rf_vd),
+                __builtin_convertvector(vou, rf_vd), loop_decode, of, ostride, ob, ofits, omb,
+                o0 + i, nvalid);
+    }
+}
+
+/* rf_expm1_nonpos over an array (tests compare it with numpy.expm1). */
+static void rf_expm1_array_isa(const double* x, double* y, int64_t n) {
+    for (int64_t i = 0; i < n; i += RF_W) {
+        double buf[RF_W];
+        int m = (int)(n - i < RF_W ? n - i : RF_W);
+        for (int l = 0; l < RF_W; l++) buf[l] = x[i + (l < m ? l : 0)];
+        rf_vd v;
+        memcpy(&v, buf, sizeof v);
+        v = rf_expm1_nonpos(v);
+        memcpy(buf, &v, sizeof v);
+        for (int l = 0; l < m; l++) y[i + l] = buf[l];
+    }
+}
+
+#undef rf_b
+#undef rf_l
+#undef rf_sel
+#undef rf_min
+#undef rf_max
+#undef rf_floor
+#undef rf_ceil
+#undef rf_series
+#undef rf_sum_max_affine
+#undef rf_bound
+#undef rf_expm1_nonpos
+#undef rf_load4
+#undef rf_gather
+#undef rf_deploy
+#undef rf_network
+#undef rf_store
+#undef rf_eval
+#undef rf_tile_isa
+#undef rf_expm1_array_isa
+#undef RF_F
+#undef RF_F2
+#undef RF_F3
