@@ -31,21 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Lanes per vector (a multiple of 4). Four doubles fill one AVX2 register.
- * Eight (one AVX-512 register) measured no faster on AMD Zen 4, which runs
- * 512-bit operations as two 256-bit halves, and 3x slower in the AVX2 copy,
- * where GCC lowered some 8-lane selects lane by lane. */
-#ifndef RF_W
-#define RF_W 4
-#endif
-typedef double rf_vd __attribute__((vector_size(8 * RF_W)));
-typedef int64_t rf_vl __attribute__((vector_size(8 * RF_W)));
-typedef int32_t rf_vi __attribute__((vector_size(4 * RF_W)));
-typedef signed char rf_vc __attribute__((vector_size(RF_W)));
-/* four doubles: one row block of a table (see rf_load4) */
-typedef double rf_v4 __attribute__((vector_size(32)));
-typedef int64_t rf_l4 __attribute__((vector_size(32)));
-
 enum {
     RF_M_LAYERS = 0, RF_M_HIDDEN = 1, RF_M_FLOP_LIN = 2, RF_M_FLOP_HEAD = 3, RF_M_ATTN_FULL = 4,
     RF_M_ATTN_WIN = 5, RF_M_WINDOW = 6, RF_M_KV_FULL = 7, RF_M_KV_WIN = 8, RF_M_KV_SPLIT = 9,
@@ -54,7 +39,7 @@ enum {
     RF_C_INV_FLOPS = 0, RF_C_USABLE_BYTES = 7, RF_C_INV_MEM_BW = 8, RF_C_INV_LINK_BW = 9,
     RF_C_LINK_LATENCY = 10, RF_C_STEP_OVERHEAD = 11, RF_C_HOURLY_USD = 12, RF_C_TDP_W = 13,
     RF_C_SCALEUP_DOMAIN = 14, RF_C_INV_SCALEOUT_BW = 15, RF_C_SCALEOUT_LATENCY = 16,
-    RF_N_CHIP_COLS = 17,
+    RF_N_CHIP_COLS = 17, RF_N_DTYPE_CODES = 7,
     RF_BOUND_NONE = -1, RF_BOUND_COMPUTE = 0, RF_BOUND_MEMORY = 1, RF_BOUND_NETWORK = 2
 };
 
@@ -66,22 +51,15 @@ typedef struct {
 
 #define RF_INLINE static inline __attribute__((always_inline))
 
-/* Per-deployment constants of RF_W lanes (see _deploy in the scalar twins). */
-typedef struct {
-    rf_vd wb, kb, ab, inv_f, inv_bw, inv_link, lat, ovh, layers, hidden, w, kv_full, kv_win;
-    rf_vd n_exp, log_keep, kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes, room;
-    rf_vd kv_seq_unit, kv_tok_bytes, act_tok_bytes, wread_unit, flop_lin, flop_head;
-    rf_vd attn_full, attn_win, p_read, p_exp, hourly, tdp, n_chips;
-    rf_vd tp_inv_link, tp_lat, inv_out, lat_out, within, cross;
-} rf_dep;
-
-/* rf_deploy reads the tables in 4-column blocks: the layout must not move. */
+/* rf_deploy reads model columns 0-15 and chip columns 0-15 in 4- or 8-column
+ * blocks, and the chip's column 16 on its own: the layout must not move. */
 _Static_assert(RF_M_LAYERS == 0 && RF_M_HIDDEN == 1 && RF_M_FLOP_LIN == 2 && RF_M_FLOP_HEAD == 3 &&
                RF_M_ATTN_FULL == 4 && RF_M_ATTN_WIN == 5 && RF_M_WINDOW == 6 &&
                RF_M_KV_FULL == 7 && RF_M_KV_WIN == 8 && RF_M_KV_SPLIT == 9 &&
                RF_M_PARAMS_RESIDENT == 10 && RF_M_PARAMS_READ == 11 &&
                RF_M_PARAMS_EXPERT == 12 && RF_M_EXPERTS == 13 && RF_M_LOG_KEEP == 15 &&
                RF_N_MODEL_COLS == 16, "model table layout changed: update rf_deploy");
+_Static_assert(RF_N_DTYPE_CODES <= 8, "the 8-lane copy keeps the dtype table in one register");
 _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_BW == 9 &&
                RF_C_LINK_LATENCY == 10 && RF_C_STEP_OVERHEAD == 11 && RF_C_HOURLY_USD == 12 &&
                RF_C_TDP_W == 13 && RF_C_SCALEUP_DOMAIN == 14 && RF_C_INV_SCALEOUT_BW == 15 &&
@@ -90,12 +68,19 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
 
 /* One copy of the kernel body per instruction set, each compiled whole for its
  * target (a `#pragma GCC target` region), so that GCC lowers the vector code
- * for that target: AVX-512 (x86-64-v4: mask-register selects, 8 lanes per
- * register), AVX2 (two registers per vector) and the baseline of the build.
+ * for that target: AVX-512 (x86-64-v4: eight lanes, one register per vector,
+ * mask-register selects), AVX2 (four lanes) and the baseline of the build (four
+ * lanes, two registers per vector). Eight lanes on AMD Zen 4, which runs 512-bit
+ * operations as two 256-bit halves, took the per-point physics from 5.5e7 to
+ * 7.5e7 points/s per thread (sorted points, 2026-11-22), because a vector holds
+ * two independent groups; in the AVX2 copy GCC lowered some 8-lane selects lane
+ * by lane (3x slower), so that copy keeps four.
  * (Function-level target_clones were tried: GCC lowered the inlined
  * helpers' selects for the baseline target before cloning, lane by lane.) */
 #define RF_SFX _base
+#define RF_W 4
 #include "roofline_simd_body.h"
+#undef RF_W
 #undef RF_SFX
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
@@ -104,13 +89,17 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
 #pragma GCC push_options
 #pragma GCC target("avx2")
 #define RF_SFX _avx2
+#define RF_W 4
 #include "roofline_simd_body.h"
+#undef RF_W
 #undef RF_SFX
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("arch=x86-64-v4")
 #define RF_SFX _v4
+#define RF_W 8
 #include "roofline_simd_body.h"
+#undef RF_W
 #undef RF_SFX
 #pragma GCC pop_options
 #else

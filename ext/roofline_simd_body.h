@@ -21,7 +21,6 @@
 #define rf_sum_max_affine RF_F(rf_sum_max_affine)
 #define rf_bound RF_F(rf_bound)
 #define rf_expm1_nonpos RF_F(rf_expm1_nonpos)
-#define rf_load4 RF_F(rf_load4)
 #define rf_gather RF_F(rf_gather)
 #define rf_deploy RF_F(rf_deploy)
 #define rf_network RF_F(rf_network)
@@ -29,6 +28,35 @@
 #define rf_eval RF_F(rf_eval)
 #define rf_tile_isa RF_F(rf_tile_isa)
 #define rf_expm1_array_isa RF_F(rf_expm1_array_isa)
+#ifndef RF_W
+#error "RF_W (lanes per vector) must be defined"
+#endif
+#if RF_W != 4 && RF_W != 8
+#error "RF_W must be 4 or 8"
+#endif
+#define rf_vd RF_F(rf_vd)
+#define rf_vl RF_F(rf_vl)
+#define rf_vi RF_F(rf_vi)
+#define rf_vc RF_F(rf_vc)
+#define rf_dep RF_F(rf_dep)
+#define rf_load_cols RF_F(rf_load_cols)
+#define rf_dtype_bytes RF_F(rf_dtype_bytes)
+
+/* RF_W lanes per vector (4 or 8, set by roofline_simd.h per copy). */
+typedef double rf_vd __attribute__((vector_size(8 * RF_W)));
+typedef int64_t rf_vl __attribute__((vector_size(8 * RF_W)));
+typedef int32_t rf_vi __attribute__((vector_size(4 * RF_W)));
+typedef signed char rf_vc __attribute__((vector_size(RF_W)));
+
+/* Per-deployment constants of RF_W lanes (see _deploy in the scalar twins). */
+typedef struct {
+    rf_vd wb, kb, ab, inv_f, inv_bw, inv_link, lat, ovh, layers, hidden, w, kv_full, kv_win;
+    rf_vd n_exp, log_keep, kv_frac, inv_chips, inv_tp, tp, pp, weight_bytes, room;
+    rf_vd kv_seq_unit, kv_tok_bytes, act_tok_bytes, wread_unit, flop_lin, flop_head;
+    rf_vd attn_full, attn_win, p_read, p_exp, hourly, tdp, n_chips;
+    rf_vd tp_inv_link, tp_lat, inv_out, lat_out, within, cross;
+} rf_dep;
+
 
 
 RF_INLINE rf_vd rf_b(double c) {
@@ -115,32 +143,46 @@ RF_INLINE rf_vl rf_bound(rf_vd t_comp, rf_vd t_mem, rf_vd t_net) {
                          (rf_vd)code);
 }
 
-/* Columns c0 .. c0+3 of RF_W table rows as four column vectors: one 32-byte
- * load per row and 4 x 4 transposes (8 shuffles per four rows) instead of
- * 4 RF_W scalar loads. */
-RF_INLINE void rf_load4(const double* tab, int ncols, const int* rows, int c0, rf_vd out[4]) {
-    for (int g = 0; g < RF_W; g += 4) {
-        rf_v4 r0, r1, r2, r3;
-        memcpy(&r0, tab + (int64_t)rows[g] * ncols + c0, sizeof r0);
-        memcpy(&r1, tab + (int64_t)rows[g + 1] * ncols + c0, sizeof r1);
-        memcpy(&r2, tab + (int64_t)rows[g + 2] * ncols + c0, sizeof r2);
-        memcpy(&r3, tab + (int64_t)rows[g + 3] * ncols + c0, sizeof r3);
-        rf_v4 t0 = __builtin_shuffle(r0, r1, (rf_l4){0, 4, 2, 6});
-        rf_v4 t1 = __builtin_shuffle(r0, r1, (rf_l4){1, 5, 3, 7});
-        rf_v4 t2 = __builtin_shuffle(r2, r3, (rf_l4){0, 4, 2, 6});
-        rf_v4 t3 = __builtin_shuffle(r2, r3, (rf_l4){1, 5, 3, 7});
-        rf_v4 o[4] = {__builtin_shuffle(t0, t2, (rf_l4){0, 1, 4, 5}),
-                      __builtin_shuffle(t1, t3, (rf_l4){0, 1, 4, 5}),
-                      __builtin_shuffle(t0, t2, (rf_l4){2, 3, 6, 7}),
-                      __builtin_shuffle(t1, t3, (rf_l4){2, 3, 6, 7})};
-#if RF_W == 4
-        (void)g;
-        for (int k = 0; k < 4; k++) out[k] = o[k];
-#else
-        for (int k = 0; k < 4; k++)
-            for (int l = 0; l < 4; l++) out[k][g + l] = o[k][l];
+/* Columns c0 .. c0 + RF_W - 1 of RF_W table rows as RF_W column vectors: one
+ * RF_W-double load per row and an RF_W x RF_W transpose (8 shuffles for 4 x 4,
+ * 24 for 8 x 8) instead of RF_W^2 scalar loads. The caller keeps
+ * c0 + RF_W <= ncols. */
+RF_INLINE void rf_load_cols(const double* tab, int ncols, const int* rows, int c0, rf_vd out[RF_W]) {
+    rf_vd r[RF_W];
+#define RF_ROW(l) memcpy(&r[l], tab + (int64_t)rows[l] * ncols + c0, sizeof(rf_vd))
+    RF_ROW(0); RF_ROW(1); RF_ROW(2); RF_ROW(3);
+#if RF_W == 8
+    RF_ROW(4); RF_ROW(5); RF_ROW(6); RF_ROW(7);
 #endif
+#undef RF_ROW
+#if RF_W == 4
+    rf_vd t0 = __builtin_shuffle(r[0], r[1], (rf_vl){0, 4, 2, 6});
+    rf_vd t1 = __builtin_shuffle(r[0], r[1], (rf_vl){1, 5, 3, 7});
+    rf_vd t2 = __builtin_shuffle(r[2], r[3], (rf_vl){0, 4, 2, 6});
+    rf_vd t3 = __builtin_shuffle(r[2], r[3], (rf_vl){1, 5, 3, 7});
+    out[0] = __builtin_shuffle(t0, t2, (rf_vl){0, 1, 4, 5});
+    out[1] = __builtin_shuffle(t1, t3, (rf_vl){0, 1, 4, 5});
+    out[2] = __builtin_shuffle(t0, t2, (rf_vl){2, 3, 6, 7});
+    out[3] = __builtin_shuffle(t1, t3, (rf_vl){2, 3, 6, 7});
+#else
+    rf_vd t[8], u[8];
+    for (int k = 0; k < 8; k += 2) {      /* pairs of rows: even and odd columns */
+        t[k] = __builtin_shuffle(r[k], r[k + 1], (rf_vl){0, 8, 2, 10, 4, 12, 6, 14});
+        t[k + 1] = __builtin_shuffle(r[k], r[k + 1], (rf_vl){1, 9, 3, 11, 5, 13, 7, 15});
     }
+    for (int k = 0; k < 8; k += 4) {      /* quads of rows */
+        u[k] = __builtin_shuffle(t[k], t[k + 2], (rf_vl){0, 1, 8, 9, 4, 5, 12, 13});
+        u[k + 1] = __builtin_shuffle(t[k], t[k + 2], (rf_vl){2, 3, 10, 11, 6, 7, 14, 15});
+        u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], (rf_vl){0, 1, 8, 9, 4, 5, 12, 13});
+        u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], (rf_vl){2, 3, 10, 11, 6, 7, 14, 15});
+    }
+    /* u[0..3] hold rows 0-3 of columns (0,4), (2,6), (1,5), (3,7); u[4..7] rows 4-7 */
+    static const int col_of[4] = {0, 2, 1, 3};
+    for (int k = 0; k < 4; k++) {
+        out[col_of[k]] = __builtin_shuffle(u[k], u[k + 4], (rf_vl){0, 1, 2, 3, 8, 9, 10, 11});
+        out[col_of[k] + 4] = __builtin_shuffle(u[k], u[k + 4], (rf_vl){4, 5, 6, 7, 12, 13, 14, 15});
+    }
+#endif
 }
 
 /* One column of RF_W table rows (per-lane loads). */
@@ -150,39 +192,66 @@ RF_INLINE rf_vd rf_gather(const double* tab, int ncols, const int* rows, const i
     return v;
 }
 
+/* Bytes per element of each lane's format code (codes checked < RF_N_DTYPE_CODES):
+ * with 8 lanes the whole table sits in one register and one permute looks it up. */
+RF_INLINE rf_vd rf_dtype_bytes(const double* db, const int* code) {
+#if RF_W == 8
+    double pad[8] = {0};
+    for (int k = 0; k < RF_N_DTYPE_CODES; k++) pad[k] = db[k];
+    rf_vd tab;
+    memcpy(&tab, pad, sizeof tab);
+    rf_vl idx;
+    for (int l = 0; l < RF_W; l++) idx[l] = code[l];
+    return __builtin_shuffle(tab, idx);
+#else
+    int zero[RF_W] = {0};
+    return rf_gather(db, 0, zero, code);
+#endif
+}
+
 RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const double* db,
                          const int* mi, const int* ci, rf_vd tp, rf_vd pp, const int* wd,
                          const int* kd, const int* ad) {
-    int finv[RF_W], zero[RF_W], lat_col[RF_W];
-    for (int l = 0; l < RF_W; l++) {
-        finv[l] = RF_C_INV_FLOPS + ad[l];
-        zero[l] = 0;
-        lat_col[l] = RF_C_SCALEOUT_LATENCY;
+    int lat_col[RF_W];
+    for (int l = 0; l < RF_W; l++) lat_col[l] = RF_C_SCALEOUT_LATENCY;
+    d->wb = rf_dtype_bytes(db, wd);
+    d->kb = rf_dtype_bytes(db, kd);
+    d->ab = rf_dtype_bytes(db, ad);
+    /* model columns 0-15, chip columns 0-15 (4 lanes: 4-15) in RF_W-column blocks
+     * (layout.py order; the _Static_asserts in roofline_simd.h pin it) */
+    rf_vd m[16], c[16];
+    for (int c0 = 0; c0 < 16; c0 += RF_W) rf_load_cols(mt, RF_N_MODEL_COLS, mi, c0, m + c0);
+    for (int c0 = RF_W == 8 ? 0 : 4; c0 < 16; c0 += RF_W)
+        rf_load_cols(ct, RF_N_CHIP_COLS, ci, c0, c + c0);
+#if RF_W == 8
+    /* 1 / peak FLOP/s of each lane's activation format: columns 0-6 are in registers */
+    {
+        rf_vl a8;
+        for (int l = 0; l < RF_W; l++) a8[l] = ad[l];
+        rf_vd f = c[RF_C_INV_FLOPS];
+        for (int k = 1; k < RF_N_DTYPE_CODES; k++) f = rf_sel(a8 == k, c[RF_C_INV_FLOPS + k], f);
+        d->inv_f = f;
     }
-    d->wb = rf_gather(db, 0, zero, wd);
-    d->kb = rf_gather(db, 0, zero, kd);
-    d->ab = rf_gather(db, 0, zero, ad);
-    d->inv_f = rf_gather(ct, RF_N_CHIP_COLS, ci, finv);
-    /* model columns 0-15 and chip columns 4-15 in 4-column blocks (layout.py order) */
-    rf_vd m0[4], m1[4], m2[4], m3[4], c1[4], c2[4], c3[4];
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 0, m0);   /* layers, hidden, flop_lin, flop_head */
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 4, m1);   /* attn_full, attn_win, window, kv_full */
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 8, m2);   /* kv_win, kv_split, resident, read */
-    rf_load4(mt, RF_N_MODEL_COLS, mi, 12, m3);  /* expert, experts, active, log_keep */
-    rf_load4(ct, RF_N_CHIP_COLS, ci, 4, c1);    /* inv_flops[4..6], usable */
-    rf_load4(ct, RF_N_CHIP_COLS, ci, 8, c2);    /* inv_mem_bw, inv_link, latency, overhead */
-    rf_load4(ct, RF_N_CHIP_COLS, ci, 12, c3);   /* hourly, tdp, domain, inv_scaleout */
-    d->layers = m0[0]; d->hidden = m0[1]; d->flop_lin = m0[2]; d->flop_head = m0[3];
-    d->attn_full = m1[0]; d->attn_win = m1[1]; d->w = m1[2]; d->kv_full = m1[3];
-    d->kv_win = m2[0];
-    rf_vd kv_split = m2[1], resident = m2[2];
-    d->p_read = m2[3];
-    d->p_exp = m3[0]; d->n_exp = m3[1]; d->log_keep = m3[3];
-    rf_vd usable = c1[3];
-    d->inv_bw = c2[0]; d->inv_link = c2[1]; d->lat = c2[2]; d->ovh = c2[3];
-    d->hourly = c3[0]; d->tdp = c3[1];
-    rf_vd domain = c3[2];
-    d->inv_out = c3[3];
+#else
+    {
+        int finv[RF_W];
+        for (int l = 0; l < RF_W; l++) finv[l] = RF_C_INV_FLOPS + ad[l];
+        d->inv_f = rf_gather(ct, RF_N_CHIP_COLS, ci, finv);
+    }
+#endif
+    d->layers = m[RF_M_LAYERS]; d->hidden = m[RF_M_HIDDEN];
+    d->flop_lin = m[RF_M_FLOP_LIN]; d->flop_head = m[RF_M_FLOP_HEAD];
+    d->attn_full = m[RF_M_ATTN_FULL]; d->attn_win = m[RF_M_ATTN_WIN]; d->w = m[RF_M_WINDOW];
+    d->kv_full = m[RF_M_KV_FULL]; d->kv_win = m[RF_M_KV_WIN];
+    rf_vd kv_split = m[RF_M_KV_SPLIT], resident = m[RF_M_PARAMS_RESIDENT];
+    d->p_read = m[RF_M_PARAMS_READ];
+    d->p_exp = m[RF_M_PARAMS_EXPERT]; d->n_exp = m[RF_M_EXPERTS]; d->log_keep = m[RF_M_LOG_KEEP];
+    rf_vd usable = c[RF_C_USABLE_BYTES];
+    d->inv_bw = c[RF_C_INV_MEM_BW]; d->inv_link = c[RF_C_INV_LINK_BW];
+    d->lat = c[RF_C_LINK_LATENCY]; d->ovh = c[RF_C_STEP_OVERHEAD];
+    d->hourly = c[RF_C_HOURLY_USD]; d->tdp = c[RF_C_TDP_W];
+    rf_vd domain = c[RF_C_SCALEUP_DOMAIN];
+    d->inv_out = c[RF_C_INV_SCALEOUT_BW];
     d->lat_out = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
 
     d->tp = tp;
@@ -432,7 +501,13 @@ static void rf_expm1_array_isa(const double* x, double* y, int64_t n) {
 #undef rf_sum_max_affine
 #undef rf_bound
 #undef rf_expm1_nonpos
-#undef rf_load4
+#undef rf_load_cols
+#undef rf_dtype_bytes
+#undef rf_vd
+#undef rf_vl
+#undef rf_vi
+#undef rf_vc
+#undef rf_dep
 #undef rf_gather
 #undef rf_deploy
 #undef rf_network
