@@ -1,4 +1,5 @@
 """Reproducibility, scenarios, sensitivity, convergence and the CLI."""
+import argparse
 import json
 import os
 
@@ -200,3 +201,17 @@ def test_cli_outputs_and_errors(tmp_path, capsys):
         assert err.startswith("infercast forecast: error:") and "\n" not in err
     assert not bad.exists()
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
+
+
+def test_cli_draws_accept_integer_scientific_notation(capsys):
+    from engine.market.cli import _count, main
+    assert [_count(t) for t in ("1e6", "2.5e6", "1E3", "250000", " 3e0 ", "1e20", "1.5e3")] == \
+        [1_000_000, 2_500_000, 1000, 250_000, 3, 10 ** 20, 1500]
+    for bad in ("1.5", "1e-3", "nan", "inf", "1e", "abc", "2.5e0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+            _count(bad)
+    assert main(["--draws", "5e3", "--seed", "2", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["draws"] == 5000
+    with pytest.raises(SystemExit) as exc:
+        main(["--draws", "1234.5", "--json"])
+    assert exc.value.code == 2 and "whole number" in capsys.readouterr().err

@@ -7,6 +7,7 @@ place with ``os.replace``, so a failed run never leaves a partial file.
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import os
 import sys
@@ -16,9 +17,26 @@ from pathlib import Path
 __all__ = ["add_parser", "run", "main"]
 
 
+def _count(text: str) -> int:
+    """A whole number of draws, also in integer-valued scientific notation ("1e6", "2.5e6").
+
+    Parsed with ``decimal`` (exact), so "1e20" is 10**20 and "1.5" or "1e-3" are refused."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        v = None
+    if v is None or not v.is_finite() or v != v.to_integral_value():
+        raise argparse.ArgumentTypeError(f"must be a whole number such as 1000000 or 1e6, got {text!r}")
+    return int(v)
+
+
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="default", help="scenario TOML file or bundled name (default: default)")
-    p.add_argument("--draws", type=int, default=1_000_000, help="Monte Carlo draws (default 1e6)")
+    p.add_argument("--draws", type=_count, default=1_000_000, help="Monte Carlo draws, e.g. 1000000 or 1e6 (default 1e6)")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed -> identical results)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="worker threads")
     p.add_argument("--backend", choices=("numba", "cython", "numpy"), default="numba")
@@ -29,7 +47,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tornado", help="tornado chart (.png or .svg) of --tornado-output in --tornado-year")
     p.add_argument("--tornado-output", default="inference_share_spend")
     p.add_argument("--tornado-year", type=int, default=2026)
-    p.add_argument("--tornado-draws", type=int, default=20_000)
+    p.add_argument("--tornado-draws", type=_count, default=20_000)
     p.add_argument("--event", action="append", default=[], metavar="EXPR",
                    help="event probability, e.g. 'inference_share_spend[2026] > 0.6' (repeatable)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
