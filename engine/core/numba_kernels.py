@@ -19,12 +19,14 @@ calling.
 from __future__ import annotations
 
 import math
+import platform
 from collections import namedtuple
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import carray, njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import layout as L
@@ -233,6 +235,8 @@ def _eval_dep(d, B, P, N, touched_pre, touched_dec, loop_decode, out_f, out_boun
 
 #: points per block; a block's scratch (about 100 bytes a point) stays in L1
 BLOCK = 128
+#: outputs of at least this many points (5 MB) are written with non-temporal stores
+STREAM_MIN_POINTS = 1 << 16
 BLOCK_X2, BLOCK_X3, BLOCK_X7, BLOCK_X9 = 2 * BLOCK, 3 * BLOCK, 7 * BLOCK, 9 * BLOCK
 
 
@@ -265,6 +269,87 @@ _stack_i64 = _stack_buffer(types.int64)
 _stack_i32 = _stack_buffer(types.int32)
 _stack_i8 = _stack_buffer(types.int8)
 _stack_bool = _stack_buffer(types.boolean)
+
+
+@intrinsic
+def _address(typingctx, ary):
+    """Address of the first element of ``ary`` [byte]."""
+    if not isinstance(ary, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.ptrtoint(a.data, ir.IntType(64))
+    return types.uint64(ary), codegen
+
+
+@intrinsic
+def _store_line_nt(typingctx, dst, i, src, k):
+    """``dst[i:i + L] = src[k:k + L]``, L = 64 / itemsize, as one non-temporal store.
+
+    The caller guarantees that ``&dst[i]`` is 64-byte aligned and both ranges
+    are in bounds.
+    """
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array)
+            and dst.dtype == src.dtype and isinstance(i, types.Integer)
+            and isinstance(k, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        elt = context.get_data_type(sig.args[0].dtype)
+        size = context.get_abi_sizeof(elt)
+        vty = ir.VectorType(elt, 64 // size)
+        d = context.make_array(sig.args[0])(context, builder, args[0])
+        s = context.make_array(sig.args[2])(context, builder, args[2])
+        v = builder.load(builder.bitcast(builder.gep(s.data, [args[3]]), vty.as_pointer()),
+                         align=size)
+        st = builder.store(v, builder.bitcast(builder.gep(d.data, [args[1]]), vty.as_pointer()),
+                           align=64)
+        st.set_metadata("nontemporal",
+                        builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+    return types.void(dst, i, src, k), codegen
+
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+@intrinsic
+def _store_fence(typingctx):
+    """Order earlier non-temporal stores before later stores (sfence on x86)."""
+    def codegen(context, builder, sig, args):
+        if _X86:
+            fn = cgutils.get_or_insert_function(builder.module,
+                                                ir.FunctionType(ir.VoidType(), []),
+                                                "llvm.x86.sse.sfence")
+            builder.call(fn, [])
+        else:
+            builder.fence("seq_cst")
+        return context.get_dummy_value()
+    return types.void(), codegen
+
+
+@njit(inline="always", **_OPTS)
+def _copy_out(dst, src, n, streaming):
+    """``dst[:n] = src[:n]``; with ``streaming``, whole aligned 64-byte lines of ``dst``
+    are written with non-temporal stores (no read-for-ownership of lines the kernel
+    overwrites; the caller fences)."""
+    j = 0
+    addr = _address(dst)
+    if streaming and addr % dst.itemsize == 0:
+        lanes = 64 // dst.itemsize
+        head = min(((64 - addr % 64) % 64) // dst.itemsize, n)
+        for q in range(head):
+            dst[q] = src[q]
+        j = head
+        while j + lanes <= n:
+            _store_line_nt(dst, j, src, j)
+            j += lanes
+    # a fresh view indexed from 0: the loop is a plain vectorised copy
+    dst_tail = dst[j:n]
+    src_tail = src[j:n]
+    for q in range(n - j):
+        dst_tail[q] = src_tail[q]
 
 
 @njit(inline="always", **_OPTS)
@@ -339,19 +424,21 @@ def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, 
                     kd_b[j], ad_b[j])
         _eval_dep(d, float(B_b[j]), float(P_b[j]), float(N_b[j]), touched[0, j],
                   touched[1, j], False, sf, sb, sfits, smb, j)
+    # large outputs are written past the caches: a store that misses would first read
+    # the line (read-for-ownership), doubling the traffic of the 80 bytes a point
+    streaming = out_maxb.shape[0] >= STREAM_MIN_POINTS
     for r in range(9):
-        row = out_f[r, o0:o0 + n]
-        for j in range(n):
-            row[j] = sf[r, j]
+        _copy_out(out_f[r, o0:o0 + n], sf[r], n, streaming)
+    _copy_out(out_maxb[o0:o0 + n], smb, n, streaming)
     for r in range(2):
         row_b = out_bound[r, o0:o0 + n]
         for j in range(n):
             row_b[j] = sb[r, j]
     fits_b = out_fits[o0:o0 + n]
-    maxb_b = out_maxb[o0:o0 + n]
     for j in range(n):
         fits_b[j] = sfits[j]
-        maxb_b[j] = smb[j]
+    if streaming:
+        _store_fence()
 
 
 @njit(parallel=True, **_OPTS)
