@@ -106,7 +106,7 @@ def openmp_enabled():
 
 
 def simd_isa():
-    """Instruction set of the C kernel clone this CPU runs (x86-64-v4 = AVX-512 F/BW/CD/DQ/VL, avx2 or baseline)."""
+    """Instruction set of the C kernel clone this CPU runs (avx512 = AVX-512 F/BW/CD/DQ/VL, avx2 or baseline)."""
     return rf_isa_name().decode()
 
 

@@ -7,7 +7,7 @@
  * and of the scalar numba twin, written with GCC vector extensions so that
  * every operation runs on RF_W points at once: portable C, no intrinsics.
  * The body (roofline_simd_body.h) is compiled once per instruction set
- * (AVX-512 x86-64-v4, AVX2, the build's baseline) and `rf_tile` runs the best
+ * (AVX-512 F/BW/CD/DQ/VL, AVX2, the build's baseline) and `rf_tile` runs the best
  * copy the CPU has. IEEE arithmetic is lane-wise identical to scalar
  * arithmetic, and the build uses -ffp-contract=off, so every copy gives
  * bit-identical results.
@@ -68,7 +68,7 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
 
 /* One copy of the kernel body per instruction set, each compiled whole for its
  * target (a `#pragma GCC target` region), so that GCC lowers the vector code
- * for that target: AVX-512 (x86-64-v4: eight lanes, one register per vector,
+ * for that target: AVX-512 (F/BW/CD/DQ/VL: eight lanes, one register per vector,
  * mask-register selects), AVX2 (four lanes) and the baseline of the build (four
  * lanes, two registers per vector). Eight lanes on AMD Zen 4, which runs 512-bit
  * operations as two 256-bit halves, took the per-point physics from 5.5e7 to
@@ -95,7 +95,13 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
 #undef RF_SFX
 #pragma GCC pop_options
 #pragma GCC push_options
+/* x86-64-v4 (GCC 12+; its BMI/LZCNT/MOVBE measured ~5% faster than AVX-512 alone),
+ * else the same features listed (accepted since GCC 5) */
+#if __GNUC__ >= 12
 #pragma GCC target("arch=x86-64-v4")
+#else
+#pragma GCC target("avx512f,avx512bw,avx512cd,avx512dq,avx512vl,bmi,bmi2,lzcnt,movbe,popcnt")
+#endif
 #define RF_SFX _v4
 #define RF_W 8
 #include "roofline_simd_body.h"
@@ -117,7 +123,10 @@ static int rf_isa(void) {
     int best = 0;
 #if RF_HAS_CLONES
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) best = 2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2"))
+        best = 2;
     else if (__builtin_cpu_supports("avx2")) best = 1;
 #endif
     const char* want = getenv("INFERCAST_SIMD");
@@ -128,7 +137,7 @@ static int rf_isa(void) {
     return best;
 }
 
-/* Copy of the kernel for this CPU (0 baseline, 1 AVX2, 2 x86-64-v4), cached. */
+/* Copy of the kernel for this CPU (0 baseline, 1 AVX2, 2 AVX-512), cached. */
 static int rf_isa_cached(void) {
     static int isa = -1;                    /* benign race: every thread stores the same value */
     int k = __atomic_load_n(&isa, __ATOMIC_RELAXED);
@@ -140,7 +149,7 @@ static int rf_isa_cached(void) {
 }
 
 static const char* rf_isa_name(void) {
-    static const char* names[3] = {"baseline", "avx2", "x86-64-v4"};
+    static const char* names[3] = {"baseline", "avx2", "avx512"};
     return names[rf_isa()];
 }
 

@@ -1,6 +1,6 @@
 """The C kernel's instruction-set copies and its vector expm1 (ext/roofline_simd.h).
 
-The body of the C kernel is compiled once per instruction set (x86-64-v4, AVX2,
+The body of the C kernel is compiled once per instruction set (AVX-512, AVX2,
 baseline) and the best copy this CPU has runs; ``INFERCAST_SIMD`` selects a lower
 one. Every copy must give bit-identical outputs (IEEE arithmetic lane by lane,
 -ffp-contract=off), and the branch-free expm1 of MoE lanes must stay within
