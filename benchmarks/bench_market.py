@@ -4,6 +4,7 @@ vectorised NumPy implementation, and squigglepy sampling the same inputs.
 
 Run with timings:  pytest benchmarks/bench_market.py --benchmark-enable
 One-shot table:    python benchmarks/bench_market.py [draws]
+Stage breakdown:   python benchmarks/bench_market.py --stages [threads] [backend]
 Under plain ``pytest`` timing is disabled and each benchmark runs once on a small
 draw count (smoke test).
 """
@@ -105,6 +106,78 @@ def test_squigglepy_vectorised(benchmark, model):
     assert q.shape[0] == len(DEFAULT_PROBS)
 
 
+def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
+    """Time per draw [ns] of each stage of the driver's batch loop, on ``threads`` threads
+    running the same loop concurrently (each with its own streams and accumulator).
+
+    Returns one dict per thread: stage -> (minimum, median) over ``reps`` batches. The
+    stages are those of ``MarketModel.sample_inputs`` and the fused kernel, called as
+    ``Simulation._run_block`` calls them; ``end to end`` is the whole batch step."""
+    import threading
+    from engine.market import model as M
+    from engine.market.kernels import get_backend
+    from engine.market.simulate import block_streams
+    from engine.market.summaries import Accumulator
+    be = get_backend(backend)
+    m = model
+    names = ("normals", "uniforms", "copula", "inverse transforms (compiled)", "truncated (NumPy/SciPy)",
+             "kernel + summaries", "end to end")
+
+    def loop(w, out):
+        rng, rng_u = block_streams(np.random.SeedSequence(1000 + w))
+        z = np.empty((batch, len(m.normal_names)))
+        u = np.empty((batch, len(m.uniform_names)))
+        x = np.empty((batch, L.N_INPUTS))
+        acc = Accumulator(m.n_series, 0, dtype=np.uint16)
+        sums = np.zeros(m.n_series)
+        e0, ef = np.zeros(0, np.int64), np.zeros(0)
+        cols, oc, codes, params = m._streams
+        corr = m.correlation.factor if m.correlation is not None else np.zeros((0, 0))
+        tmp = np.empty(m._corr_cols_normal.size)
+        t = {k: [] for k in names}
+        for r in range(reps + 1):
+            if acc.pending + 2 * batch > acc.capacity:
+                acc.flush_into(Accumulator(m.n_series, 0))
+            c0 = time.perf_counter()
+            rng.standard_normal(out=z)
+            c1 = time.perf_counter()
+            rng_u.random(out=u)
+            c2 = time.perf_counter()
+            if m._corr_cols_normal.size:
+                M._correlate_columns(z, m._corr_cols_normal, corr, tmp)
+            c3 = time.perf_counter()
+            M._fast_from_scores(z, u, cols, x, oc, codes, params)
+            c4 = time.perf_counter()
+            for col, j, d in m._slow_streams:
+                x[:, col] = d.from_normal(z[:, j])
+            c5 = time.perf_counter()
+            be.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
+            c6 = time.perf_counter()
+            xx = m.sample_inputs(rng, batch, rng_uniform=rng_u, out=x, z=z, u=u)
+            be.summaries(xx, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
+            c7 = time.perf_counter()
+            acc.pending += 2 * batch
+            if r:  # the first round warms caches and page mappings
+                for k, a, b in zip(names, (c0, c1, c2, c3, c4, c5, c6), (c1, c2, c3, c4, c5, c6, c7)):
+                    t[k].append((b - a) / batch * 1e9)
+        out[w] = {k: (float(np.min(v)), float(np.median(v))) for k, v in t.items()}
+
+    loop(99, {})  # JIT and warm-up
+    res: dict = {}
+    ths = [threading.Thread(target=loop, args=(w, res)) for w in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    return [res[w] for w in range(threads)]
+
+
+def test_stage_breakdown_smoke(model):
+    (res,) = stage_breakdown(model, batch=512, reps=2)
+    assert set(res) >= {"normals", "kernel + summaries", "end to end"}
+    assert all(lo > 0 and lo <= med for lo, med in res.values())
+
+
 def main(draws: int = 10_000_000):
     model = _model()
     forecast(model, 1000)
@@ -130,4 +203,12 @@ def main(draws: int = 10_000_000):
 
 
 if __name__ == "__main__":
-    main(int(float(sys.argv[1])) if len(sys.argv) > 1 else 10_000_000)
+    if len(sys.argv) > 1 and sys.argv[1] == "--stages":
+        th = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+        be = sys.argv[3] if len(sys.argv) > 3 else "numba"
+        res = stage_breakdown(_model(), be, threads=th)
+        print(f"{be}, {th} thread(s), batches of 8192 draws: ns per draw per thread, min / median of 40")
+        for k in res[0]:
+            print(f"  {k:<32}" + "  ".join(f"{r[k][0]:7.0f} /{r[k][1]:7.0f}" for r in res))
+    else:
+        main(int(float(sys.argv[1])) if len(sys.argv) > 1 else 10_000_000)
