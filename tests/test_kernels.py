@@ -135,6 +135,66 @@ def test_grid_axes_are_validated():
         dispatch.roofline_grid(mt, ct, bytes_table(), axes)
 
 
+def _catalog_points(n, seed=0):
+    """Random points over catalog models (dense, MoE, MLA) and chips, pp up to 4."""
+    import engine
+    ms = [engine.get_model(m) for m in ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b",
+                                        "deepseek-v3")]
+    cs = [engine.get_chip(c) for c in ("h100-sxm", "b200", "mi300x")]
+    mt, ct = build_tables(ms, cs)
+    rng = np.random.default_rng(seed)
+    dts = np.array([DTYPES["bf16"][0], DTYPES["fp8"][0]], np.int8)
+    arrays = dict(model_idx=rng.integers(0, len(ms), n, dtype=np.int32),
+                  chip_idx=rng.integers(0, len(cs), n, dtype=np.int32),
+                  tp=(2 ** rng.integers(0, 4, n)).astype(np.int32),
+                  pp=rng.integers(1, 5, n, dtype=np.int32),
+                  batch=rng.integers(1, 1025, n, dtype=np.int32),
+                  prompt=rng.integers(1, 32769, n, dtype=np.int32),
+                  output=rng.integers(1, 4097, n, dtype=np.int32),
+                  w_dt=rng.choice(dts, n), kv_dt=rng.choice(dts, n),
+                  act_dt=np.full(n, DTYPES["bf16"][0], np.int8))
+    return mt, ct, arrays
+
+
+@pytest.mark.skipif("numba" not in COMPILED, reason="numba not installed")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n", [1, 7, 127, 128, 129, 1000])
+def test_numba_blocks_of_any_length_equal_reference(n, threads):
+    """The numba kernel works in blocks of BLOCK points: full, partial and single ones."""
+    mt, ct, arrays = _catalog_points(n)
+    ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
+    _assert_same(dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numba",
+                                   n_threads=threads), ref)
+
+
+@pytest.mark.skipif("numba" not in COMPILED, reason="numba not installed")
+def test_numba_empty_input_writes_nothing():
+    from engine.core import numba_kernels
+    mt, ct, arrays = _catalog_points(0)
+    out = dispatch.KernelOutput.empty(3)
+    out.out_f[:] = 7.0
+    numba_kernels.roofline(mt, ct, bytes_table(), *(arrays[k] for k in L.GRID_AXES), out.out_f,
+                           out.out_bound, out.fits, out.max_batch, n_threads=2)
+    assert (out.out_f == 7.0).all()
+
+
+@pytest.mark.skipif("numba" not in COMPILED, reason="numba not installed")
+@pytest.mark.parametrize("offset", [0, 3])
+def test_numba_streaming_stores_equal_reference(offset):
+    """Large outputs take the non-temporal store path, at any (unaligned) output column."""
+    from engine.core import numba_kernels
+    n = numba_kernels.STREAM_MIN_POINTS + 77
+    mt, ct, arrays = _catalog_points(n, seed=1)
+    ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
+    out = dispatch.KernelOutput.empty(n + offset)
+    dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numba", n_threads=2, out=out,
+                      out_offset=offset)
+    sl = slice(offset, offset + n)
+    got = dispatch.KernelOutput(out.out_f[:, sl], out.out_bound[:, sl], out.fits[sl],
+                                out.max_batch[sl])
+    _assert_same(got, ref)
+
+
 @pytest.mark.parametrize("backend", COMPILED + ["numpy"])
 def test_result_independent_of_chunking_and_threads(backend):
     import engine

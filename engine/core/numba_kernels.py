@@ -235,6 +235,10 @@ def _eval_dep(d, B, P, N, touched_pre, touched_dec, loop_decode, out_f, out_boun
 
 #: points per block; a block's scratch (about 100 bytes a point) stays in L1
 BLOCK = 128
+#: slots of the per-chunk memo of experts touched per decode step (a power of two)
+MEMO = 512
+#: at most this many blocks per prange chunk: the memo is refilled once per chunk
+MAX_CHUNK_BLOCKS = 128
 #: outputs of at least this many points (5 MB) are written with non-temporal stores
 STREAM_MIN_POINTS = 1 << 16
 BLOCK_X2, BLOCK_X3, BLOCK_X7, BLOCK_X9 = 2 * BLOCK, 3 * BLOCK, 7 * BLOCK, 9 * BLOCK
@@ -354,8 +358,13 @@ def _copy_out(dst, src, n, streaming):
 
 @njit(inline="always", **_OPTS)
 def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
-                act_dt, i0, n, loop_decode, out_f, out_bound, out_fits, out_maxb, o0):
+                act_dt, i0, n, loop_decode, out_f, out_bound, out_fits, out_maxb, o0, memo_key,
+                memo_val):
     """Points ``i0 .. i0 + n - 1`` (``n <= BLOCK``) into columns ``o0 .. o0 + n - 1``.
+
+    ``memo_key``/``memo_val`` (``MEMO`` slots, keys -1 when empty) remember the
+    experts touched by one decode step per (model row, batch), a pure function
+    of the two: a hit returns the very value the call would.
 
     Closed-form decode: three loops over the block. The MoE ``expm1`` calls
     go first, alone; the physics loop (:func:`_deploy` and :func:`_eval_dep`
@@ -412,9 +421,19 @@ def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, 
         for j in range(n):      # compact the lanes that need the call: no branch per lane
             lanes[k] = j
             k += np.int64(need[r, j])
-        for q in range(k):
-            j = lanes[q]
-            touched[r, j] = _experts_touched(n_exp[j], log_keep[j], n_tok[r, j])
+        if r == 0:              # prefill: B P tokens nearly always saturate
+            for q in range(k):
+                j = lanes[q]
+                touched[0, j] = _experts_touched(n_exp[j], log_keep[j], n_tok[0, j])
+        else:                   # decode: few (model, batch) pairs recur
+            for q in range(k):
+                j = lanes[q]
+                key = (np.int64(mi_b[j]) << 32) | np.int64(B_b[j])
+                slot = (np.int64(B_b[j]) + 61 * np.int64(mi_b[j])) & (MEMO - 1)
+                if memo_key[slot] != key:
+                    memo_key[slot] = key
+                    memo_val[slot] = _experts_touched(n_exp[j], log_keep[j], n_tok[1, j])
+                touched[1, j] = memo_val[slot]
     sf = carray(_stack_f64(BLOCK_X9), (9, BLOCK))
     sb = carray(_stack_i8(BLOCK_X2), (2, BLOCK))
     sfits = carray(_stack_bool(BLOCK), (BLOCK,))
@@ -443,63 +462,81 @@ def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, 
 
 @njit(parallel=True, **_OPTS)
 def _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output,
-                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, offset):
+                   w_dt, kv_dt, act_dt, loop_decode, out_f, out_bound, out_fits, out_maxb, offset,
+                   per_chunk):
     n = model_idx.shape[0]
-    for b in prange((n + BLOCK - 1) // BLOCK):
-        i0 = b * BLOCK
-        _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
-                    act_dt, i0, min(BLOCK, n - i0), loop_decode, out_f, out_bound, out_fits,
-                    out_maxb, i0 + offset)
+    n_blocks = (n + BLOCK - 1) // BLOCK
+    for c in prange((n_blocks + per_chunk - 1) // per_chunk):
+        memo_key = carray(_stack_i64(MEMO), (MEMO,))
+        memo_val = carray(_stack_f64(MEMO), (MEMO,))
+        memo_key[:] = -1
+        for b in range(c * per_chunk, min((c + 1) * per_chunk, n_blocks)):
+            i0 = b * BLOCK
+            _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt,
+                        kv_dt, act_dt, i0, min(BLOCK, n - i0), loop_decode, out_f, out_bound,
+                        out_fits, out_maxb, i0 + offset, memo_key, memo_val)
 
 
 @njit(parallel=True, **_OPTS)
 def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, output_v,
-                   w_v, kv_v, act_v, loop_decode, out_f, out_bound, out_fits, out_maxb):
+                   w_v, kv_v, act_v, loop_decode, out_f, out_bound, out_fits, out_maxb, per_chunk):
     sizes = np.array([model_v.shape[0], chip_v.shape[0], tp_v.shape[0], pp_v.shape[0],
                       batch_v.shape[0], prompt_v.shape[0], output_v.shape[0], w_v.shape[0],
                       kv_v.shape[0], act_v.shape[0]], dtype=np.int64)
     total = 1
     for a in range(10):
         total *= sizes[a]
-    for b in prange((total + BLOCK - 1) // BLOCK):
-        f0 = b * BLOCK
-        n = min(BLOCK, total - f0)
-        # the block's points as struct-of-arrays columns, filled with an odometer
-        cols = carray(_stack_i32(BLOCK_X7), (7, BLOCK))
-        codes = carray(_stack_i8(BLOCK_X3), (3, BLOCK))
-        idx = carray(_stack_i64(10), (10,))
-        r = f0
-        for a in range(9, -1, -1):
-            idx[a] = r % sizes[a]
-            r //= sizes[a]
-        for j in range(n):
-            cols[0, j] = model_v[idx[0]]
-            cols[1, j] = chip_v[idx[1]]
-            cols[2, j] = tp_v[idx[2]]
-            cols[3, j] = pp_v[idx[3]]
-            cols[4, j] = batch_v[idx[4]]
-            cols[5, j] = prompt_v[idx[5]]
-            cols[6, j] = output_v[idx[6]]
-            codes[0, j] = w_v[idx[7]]
-            codes[1, j] = kv_v[idx[8]]
-            codes[2, j] = act_v[idx[9]]
-            a = 9
-            idx[a] += 1
-            while idx[a] == sizes[a] and a > 0:
-                idx[a] = 0
-                a -= 1
+    n_blocks = (total + BLOCK - 1) // BLOCK
+    for c in prange((n_blocks + per_chunk - 1) // per_chunk):
+        memo_key = carray(_stack_i64(MEMO), (MEMO,))
+        memo_val = carray(_stack_f64(MEMO), (MEMO,))
+        memo_key[:] = -1
+        for b in range(c * per_chunk, min((c + 1) * per_chunk, n_blocks)):
+            f0 = b * BLOCK
+            n = min(BLOCK, total - f0)
+            # the block's points as struct-of-arrays columns, filled with an odometer
+            cols = carray(_stack_i32(BLOCK_X7), (7, BLOCK))
+            codes = carray(_stack_i8(BLOCK_X3), (3, BLOCK))
+            idx = carray(_stack_i64(10), (10,))
+            r = f0
+            for a in range(9, -1, -1):
+                idx[a] = r % sizes[a]
+                r //= sizes[a]
+            for j in range(n):
+                cols[0, j] = model_v[idx[0]]
+                cols[1, j] = chip_v[idx[1]]
+                cols[2, j] = tp_v[idx[2]]
+                cols[3, j] = pp_v[idx[3]]
+                cols[4, j] = batch_v[idx[4]]
+                cols[5, j] = prompt_v[idx[5]]
+                cols[6, j] = output_v[idx[6]]
+                codes[0, j] = w_v[idx[7]]
+                codes[1, j] = kv_v[idx[8]]
+                codes[2, j] = act_v[idx[9]]
+                a = 9
                 idx[a] += 1
-        _eval_block(mt, ct, db, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
-                    codes[0], codes[1], codes[2], 0, n, loop_decode, out_f, out_bound, out_fits,
-                    out_maxb, f0)
+                while idx[a] == sizes[a] and a > 0:
+                    idx[a] = 0
+                    a -= 1
+                    idx[a] += 1
+            _eval_block(mt, ct, db, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
+                        codes[0], codes[1], codes[2], 0, n, loop_decode, out_f, out_bound,
+                        out_fits, out_maxb, f0, memo_key, memo_val)
 
 
-def _with_threads(n_threads, fn, *args):
+def _blocks_per_chunk(n_points, n_threads):
+    """Blocks per ``prange`` chunk: up to ``MAX_CHUNK_BLOCKS``, four chunks a thread or more."""
+    n_blocks = (int(n_points) + BLOCK - 1) // BLOCK
+    return np.int64(max(1, min(MAX_CHUNK_BLOCKS, n_blocks // (4 * n_threads))))
+
+
+def _run(n_threads, n_points, fn, *args):
+    """``fn(*args, blocks_per_chunk)`` on ``n_threads`` numba threads (the setting restored)."""
     n_threads = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
     prev = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        fn(*args)
+        fn(*args, _blocks_per_chunk(n_points, n_threads))
     finally:
         numba.set_num_threads(prev)
 
@@ -511,17 +548,17 @@ def roofline(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_d
 
     Point ``i`` of the inputs is written to column ``out_offset + i`` of the outputs.
     """
-    _with_threads(n_threads, _roofline_loop, mt, ct, db, model_idx, chip_idx, tp, pp, batch,
-                  prompt, output, w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound,
-                  out_fits, out_maxb, np.int64(out_offset))
+    _run(n_threads, model_idx.shape[0], _roofline_loop, mt, ct, db, model_idx, chip_idx, tp, pp,
+         batch, prompt, output, w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound,
+         out_fits, out_maxb, np.int64(out_offset))
 
 
 def roofline_grid(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
                   act_dt, out_f, out_bound, out_fits, out_maxb, n_threads=1, loop_decode=False):
     """Every point of the Cartesian grid of the axis value arrays (C order) into the outputs."""
-    _with_threads(n_threads, _roofline_grid, mt, ct, db, model_idx, chip_idx, tp, pp, batch,
-                  prompt, output, w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound,
-                  out_fits, out_maxb)
+    _run(n_threads, out_maxb.shape[0], _roofline_grid, mt, ct, db, model_idx, chip_idx, tp, pp,
+         batch, prompt, output, w_dt, kv_dt, act_dt, bool(loop_decode), out_f, out_bound,
+         out_fits, out_maxb)
 
 
 def max_threads() -> int:
