@@ -195,6 +195,25 @@ def test_numba_streaming_stores_equal_reference(offset):
     _assert_same(got, ref)
 
 
+@pytest.mark.parametrize("backend", COMPILED)
+def test_grid_blocks_sharing_one_deployment_equal_reference(backend):
+    """Sweep-shaped grid: most blocks share model, chip, tp, pp and dtypes, some straddle."""
+    mt, ct, _ = _catalog_points(0)
+    bf = DTYPES["bf16"][0]
+    axes = dict(model_idx=np.array([0, 2], np.int32), chip_idx=np.array([1, 2], np.int32),
+                tp=np.array([1, 2], np.int32), pp=np.array([1, 3], np.int32),
+                batch=np.arange(1, 301, 7, dtype=np.int32),
+                prompt=np.array([1, 100, 4096, 30000], np.int32),
+                output=np.array([1, 2, 513], np.int32), w_dt=np.array([bf], np.int8),
+                kv_dt=np.array([bf], np.int8), act_dt=np.array([bf], np.int8))
+    mesh = np.meshgrid(*(axes[k] for k in L.GRID_AXES), indexing="ij")
+    arrays = {k: np.ascontiguousarray(m.ravel()) for k, m in zip(L.GRID_AXES, mesh)}
+    ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
+    for threads in (1, 2):
+        _assert_same(dispatch.roofline_grid(mt, ct, bytes_table(), axes, backend=backend,
+                                            n_threads=threads), ref)
+
+
 @pytest.mark.parametrize("backend", COMPILED + ["numpy"])
 def test_result_independent_of_chunking_and_threads(backend):
     import engine

@@ -359,8 +359,12 @@ def _copy_out(dst, src, n, streaming):
 @njit(inline="always", **_OPTS)
 def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt,
                 act_dt, i0, n, loop_decode, out_f, out_bound, out_fits, out_maxb, o0, memo_key,
-                memo_val):
+                memo_val, uniform):
     """Points ``i0 .. i0 + n - 1`` (``n <= BLOCK``) into columns ``o0 .. o0 + n - 1``.
+
+    ``uniform``: every point of the block has the deployment of its first
+    (model, chip, tp, pp and dtypes), as in most blocks of a sweep; the
+    constants are then computed once, not gathered per point.
 
     ``memo_key``/``memo_val`` (``MEMO`` slots, keys -1 when empty) remember the
     experts touched by one decode step per (model row, batch), a pure function
@@ -438,11 +442,18 @@ def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, 
     sb = carray(_stack_i8(BLOCK_X2), (2, BLOCK))
     sfits = carray(_stack_bool(BLOCK), (BLOCK,))
     smb = carray(_stack_i64(BLOCK), (BLOCK,))
-    for j in range(n):
-        d = _deploy(mt, mi_b[j], ct, ci_b[j], db, float(tp_b[j]), float(pp_b[j]), wd_b[j],
-                    kd_b[j], ad_b[j])
-        _eval_dep(d, float(B_b[j]), float(P_b[j]), float(N_b[j]), touched[0, j],
-                  touched[1, j], False, sf, sb, sfits, smb, j)
+    if uniform:
+        d = _deploy(mt, mi_b[0], ct, ci_b[0], db, float(tp_b[0]), float(pp_b[0]), wd_b[0],
+                    kd_b[0], ad_b[0])
+        for j in range(n):
+            _eval_dep(d, float(B_b[j]), float(P_b[j]), float(N_b[j]), touched[0, j],
+                      touched[1, j], False, sf, sb, sfits, smb, j)
+    else:
+        for j in range(n):
+            d = _deploy(mt, mi_b[j], ct, ci_b[j], db, float(tp_b[j]), float(pp_b[j]), wd_b[j],
+                        kd_b[j], ad_b[j])
+            _eval_dep(d, float(B_b[j]), float(P_b[j]), float(N_b[j]), touched[0, j],
+                      touched[1, j], False, sf, sb, sfits, smb, j)
     # large outputs are written past the caches: a store that misses would first read
     # the line (read-for-ownership), doubling the traffic of the 80 bytes a point
     streaming = out_maxb.shape[0] >= STREAM_MIN_POINTS
@@ -474,7 +485,7 @@ def _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, outpu
             i0 = b * BLOCK
             _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt,
                         kv_dt, act_dt, i0, min(BLOCK, n - i0), loop_decode, out_f, out_bound,
-                        out_fits, out_maxb, i0 + offset, memo_key, memo_val)
+                        out_fits, out_maxb, i0 + offset, memo_key, memo_val, False)
 
 
 @njit(parallel=True, **_OPTS)
@@ -487,6 +498,7 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
     for a in range(10):
         total *= sizes[a]
     n_blocks = (total + BLOCK - 1) // BLOCK
+    dtypes_vary = sizes[7] > 1 or sizes[8] > 1 or sizes[9] > 1
     for c in prange((n_blocks + per_chunk - 1) // per_chunk):
         memo_key = carray(_stack_i64(MEMO), (MEMO,))
         memo_val = carray(_stack_f64(MEMO), (MEMO,))
@@ -502,6 +514,8 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
             for a in range(9, -1, -1):
                 idx[a] = r % sizes[a]
                 r //= sizes[a]
+            # deployment constants change only with model, chip, tp, pp or a dtype
+            uniform = not dtypes_vary
             for j in range(n):
                 cols[0, j] = model_v[idx[0]]
                 cols[1, j] = chip_v[idx[1]]
@@ -519,9 +533,11 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
                     idx[a] = 0
                     a -= 1
                     idx[a] += 1
+                if a <= 3 and j + 1 < n:
+                    uniform = False
             _eval_block(mt, ct, db, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
                         codes[0], codes[1], codes[2], 0, n, loop_decode, out_f, out_bound,
-                        out_fits, out_maxb, f0, memo_key, memo_val)
+                        out_fits, out_maxb, f0, memo_key, memo_val, uniform)
 
 
 def _blocks_per_chunk(n_points, n_threads):
