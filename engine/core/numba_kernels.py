@@ -3,14 +3,22 @@
 Design: one scalar function per formula (``_series``, ``_sum_max_affine``,
 ``_network``, ``_bound``, ``_experts_touched``) and one scalar point function
 ``_eval_dep``, inlined into loops over blocks of ``BLOCK`` points
-(:func:`_eval_block`). A ``prange`` loop takes struct-of-arrays points block
-by block (:func:`_roofline_loop`); the grid loop fills each block's columns
-from a Cartesian grid with an odometer (:func:`_roofline_grid`), so a sweep
-never materialises its inputs. Within a block the physics loop has no call
-and no data-dependent branch, so LLVM vectorises it (AVX-512 on this host:
-table gathers, eight points per instruction); it writes to scratch on the
-stack, which provably aliases no argument, and plain loops copy the scratch to
-the outputs. The MoE ``expm1`` calls run in a short scalar loop of their own.
+(:func:`_eval_block`). A ``prange`` loop takes struct-of-arrays points in
+chunks of blocks (:func:`_roofline_loop`); the grid loop fills each block's
+columns from a Cartesian grid with an odometer (:func:`_roofline_grid`), so a
+sweep never materialises its inputs, and computes the deployment constants
+once for a block that shares one deployment.
+
+Within a block the physics loop has no call and no data-dependent branch, so
+LLVM vectorises it (on AVX-512 hosts: table gathers and eight points per
+instruction). It writes to scratch on the stack (``_stack_buffer``), which
+provably aliases no argument; plain loops copy the scratch to the outputs,
+with non-temporal stores when the outputs are large. The MoE ``expm1`` calls
+run in a short scalar loop of their own, only on lanes where the result is not
+exactly -1, with a per-chunk memo for decode steps. None of this changes an
+operation of any formula, so results do not depend on the block, chunk or
+thread count.
+
 Formulas and conventions are documented in :mod:`engine.core.reference`,
 which is the oracle these are tested against. Inputs are trusted:
 :mod:`engine.core.dispatch` validates dtypes, shapes and index ranges before
