@@ -10,8 +10,10 @@ for the uncorrelated uniform/triangular inputs (``model.uniform_names``), each f
 in bulk per batch (``standard_normal(out=)``, ``random(out=)``) and consumed row by row. A block is processed in batches of ``batch_draws``
 rows; the normal stream is consumed sequentially, so the draws do not depend on
 the batch size. Blocks are handed to ``threads`` worker threads; each worker has
-its own integer accumulators (merged exactly), and the floating-point sums are
-kept per block and added in block order. Hence the same seed gives bit-identical
+its own integer accumulators: uint16 histogram counters that it flushes exactly into
+the run's int64 ones before any could overflow (``summaries.Accumulator``; the small
+counters keep a worker's hot histogram lines inside its core's L2 cache), and the
+floating-point sums are kept per block and added in block order. Hence the same seed gives bit-identical
 summaries whatever the thread count or batch size (``docs/reproducibility.md``).
 
 The numba and Cython kernels release the GIL, and so do numpy's generators and
