@@ -345,7 +345,7 @@ def _store_fence(typingctx):
 def _copy_out(dst, src, n, streaming):
     """``dst[:n] = src[:n]``; with ``streaming``, whole aligned 64-byte lines of ``dst``
     are written with non-temporal stores (no read-for-ownership of lines the kernel
-    overwrites; the caller fences)."""
+    overwrites; the kernel fences once per chunk, before its thread finishes)."""
     j = 0
     addr = _address(dst)
     if streaming and addr % dst.itemsize == 0:
@@ -475,8 +475,6 @@ def _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, 
     fits_b = out_fits[o0:o0 + n]
     for j in range(n):
         fits_b[j] = sfits[j]
-    if streaming:
-        _store_fence()
 
 
 @njit(parallel=True, **_OPTS)
@@ -494,6 +492,7 @@ def _roofline_loop(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, outpu
             _eval_block(mt, ct, db, model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt,
                         kv_dt, act_dt, i0, min(BLOCK, n - i0), loop_decode, out_f, out_bound,
                         out_fits, out_maxb, i0 + offset, memo_key, memo_val, False)
+        _store_fence()      # once a chunk: a fence per block would wait for every store
 
 
 @njit(parallel=True, **_OPTS)
@@ -546,6 +545,7 @@ def _roofline_grid(mt, ct, db, model_v, chip_v, tp_v, pp_v, batch_v, prompt_v, o
             _eval_block(mt, ct, db, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6],
                         codes[0], codes[1], codes[2], 0, n, loop_decode, out_f, out_bound,
                         out_fits, out_maxb, f0, memo_key, memo_val, uniform)
+        _store_fence()
 
 
 def _blocks_per_chunk(n_points, n_threads):
