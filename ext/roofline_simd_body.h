@@ -373,10 +373,30 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
         memcpy(&s_max, SM, sizeof SM); memcpy(&s_comp, SC, sizeof SC);
         memcpy(&s_mem, SE, sizeof SE);
     } else {
-        s_max = rf_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1)
-                + rf_sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi);
-        s_comp = rf_series(a1, b1 + g1, lo, h1) + rf_series(a1 + g1 * w, b1, l2, hi);
-        s_mem = rf_series(a2, b2 + g2, lo, h1) + rf_series(a2 + g2 * w, b2, l2, hi);
+        /* contexts inside the window [lo, h1], then beyond it [l2, hi]; a segment
+         * that is empty in every lane adds exactly 0 (finite operands), so it is
+         * skipped: models without a window (w = 0) never have the first one */
+        rf_vl has1 = h1 >= lo, has2 = l2 <= hi;
+        int64_t any1 = 0, any2 = 0;
+        for (int l = 0; l < RF_W; l++) {
+            any1 |= has1[l];
+            any2 |= has2[l];
+        }
+        rf_vd zero = rf_b(0.0);
+        rf_vd m1 = zero, c1 = zero, e1 = zero, m2 = zero, c2 = zero, e2 = zero;
+        if (any1) {
+            m1 = rf_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1);
+            c1 = rf_series(a1, b1 + g1, lo, h1);
+            e1 = rf_series(a2, b2 + g2, lo, h1);
+        }
+        if (any2) {
+            m2 = rf_sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi);
+            c2 = rf_series(a1 + g1 * w, b1, l2, hi);
+            e2 = rf_series(a2 + g2 * w, b2, l2, hi);
+        }
+        s_max = m1 + m2;
+        s_comp = c1 + c2;
+        s_mem = e1 + e2;
     }
     rf_vd n_steps = N - 1.0;
     rf_vd t_net_d = rf_network(B, d);
