@@ -55,6 +55,9 @@ typedef struct {
     rf_vd kv_seq_unit, kv_tok_bytes, act_tok_bytes, wread_unit, flop_lin, flop_head;
     rf_vd attn_full, attn_win, p_read, p_exp, hourly, tdp, n_chips;
     rf_vd tp_inv_link, tp_lat, inv_out, lat_out, within, cross;
+    /* network terms some lane has: 1 tensor-parallel ring, 2 hand-offs inside the
+     * domain, 4 hand-offs across it (rf_network skips the others: they select 0) */
+    int net_terms;
 } rf_dep;
 
 
@@ -272,21 +275,40 @@ RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const do
     d->tp_lat = rf_sel(inside, d->lat, d->lat_out);
     /* pipeline hand-offs leaving a domain of floor(domain / tp) stages; an
      * unbounded domain (inf) leaves none. Values are clamped below 2^52. */
-    rf_vd spd = rf_max(rf_floor(rf_min(domain / tp, rf_b(4503599627370495.0))), rf_b(1.0));
-    d->cross = rf_max(rf_ceil(pp / spd) - 1.0, rf_b(0.0));
+    rf_vl staged = pp > 1.0;
+    int64_t any_staged = 0;
+    for (int l = 0; l < RF_W; l++) any_staged |= staged[l];
+    if (any_staged) {
+        rf_vd spd = rf_max(rf_floor(rf_min(domain / tp, rf_b(4503599627370495.0))), rf_b(1.0));
+        d->cross = rf_max(rf_ceil(pp / spd) - 1.0, rf_b(0.0));
+    } else {
+        d->cross = rf_b(0.0);     /* pp = 1 in every lane: ceil(1 / spd) - 1 = 0 exactly */
+    }
     d->within = pp - 1.0 - d->cross;
+    rf_vl has_ar = tp > 1.0, has_in = d->within > 0.0, has_out = d->cross > 0.0;
+    int64_t any_ar = 0, any_in = 0, any_out = 0;
+    for (int l = 0; l < RF_W; l++) {
+        any_ar |= has_ar[l];
+        any_in |= has_in[l];
+        any_out |= has_out[l];
+    }
+    d->net_terms = (any_ar ? 1 : 0) | (any_in ? 2 : 0) | (any_out ? 4 : 0);
 }
 
 /* Two ring all-reduces per layer plus the stage hand-offs of one pass [s]. */
 RF_INLINE rf_vd rf_network(rf_vd n_tok, const rf_dep* d) {
-    rf_vd msg = n_tok * d->hidden * d->ab;
-    rf_vd ar = 2.0 * d->layers * (2.0 * (d->tp - 1.0) * d->inv_tp * msg * d->tp_inv_link
-                                  + 2.0 * (d->tp - 1.0) * d->tp_lat);
-    rf_vd p_in = d->within * (msg * d->inv_link + d->lat);
-    rf_vd p_out = d->cross * (msg * d->inv_out + d->lat_out);
     rf_vd zero = rf_b(0.0);
-    return (rf_sel(d->tp > 1.0, ar, zero) + rf_sel(d->within > 0.0, p_in, zero))
-           + rf_sel(d->cross > 0.0, p_out, zero);
+    rf_vd t_ar = zero, t_in = zero, t_out = zero;
+    if (d->net_terms == 0) return zero;
+    rf_vd msg = n_tok * d->hidden * d->ab;
+    if (d->net_terms & 1) {
+        rf_vd ar = 2.0 * d->layers * (2.0 * (d->tp - 1.0) * d->inv_tp * msg * d->tp_inv_link
+                                      + 2.0 * (d->tp - 1.0) * d->tp_lat);
+        t_ar = rf_sel(d->tp > 1.0, ar, zero);
+    }
+    if (d->net_terms & 2) t_in = rf_sel(d->within > 0.0, d->within * (msg * d->inv_link + d->lat), zero);
+    if (d->net_terms & 4) t_out = rf_sel(d->cross > 0.0, d->cross * (msg * d->inv_out + d->lat_out), zero);
+    return (t_ar + t_in) + t_out;
 }
 
 RF_INLINE void rf_store(double* dst, rf_vd v, int nvalid) {
