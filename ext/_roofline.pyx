@@ -4,18 +4,23 @@
 Design
 ------
 * The physics is ``ext/roofline_simd.h``: the formulas of
-  ``engine.core.reference`` (the specification) evaluated four points at a
-  time with GCC vector extensions, compiled for AVX-512, AVX2 and baseline
-  x86-64 and picked at load time; ``engine.core.numba_kernels`` is the scalar
-  numba twin. This module validates, threads and feeds it tiles of points.
+  ``engine.core.reference`` (the specification) evaluated eight (AVX-512) or
+  four (AVX2, baseline) points at a time with GCC vector extensions, one copy
+  per instruction set, the best one picked at the first call;
+  ``engine.core.numba_kernels`` is the numba twin. This module validates,
+  threads and feeds it tiles of points.
 * :func:`roofline` runs over struct-of-arrays points; :func:`roofline_grid`
   over a Cartesian grid, where each thread walks a contiguous block of flat
   indices with an odometer that fills 256-point tiles, so a sweep never
   materialises its input columns.
 * Inputs are trusted: ``engine.core.dispatch`` coerces dtypes and layout,
   checks index ranges and allocates outputs before calling. The ``def``
-  wrappers here still check lengths and shapes (O(1)) so a wrong call can
-  never read or write out of bounds.
+  wrappers here check lengths and shapes (O(1)) but not index values: a call
+  that bypasses the dispatch with an out-of-range index reads out of bounds.
+  The dispatch also does not check that a chip's rate for a point's
+  activation format is finite (the public API refuses such deployments);
+  with a NaN rate the C kernel's selects and NumPy's ``max`` treat NaN
+  differently.
 * Threads are passed explicitly; without OpenMP ``prange`` runs serially
   (``openmp_enabled()`` says which).
 """

@@ -1,5 +1,6 @@
 /*
- * SIMD twin of the per-point roofline physics: RF_W (four) points per operation.
+ * SIMD twin of the per-point roofline physics: RF_W points per operation (eight
+ * in the AVX-512 copy, four in the AVX2 and baseline copies).
  *
  * Design
  * ------
@@ -10,16 +11,18 @@
  * (AVX-512 F/BW/CD/DQ/VL, AVX2, the build's baseline) and `rf_tile` runs the best
  * copy the CPU has. IEEE arithmetic is lane-wise identical to scalar
  * arithmetic, and the build uses -ffp-contract=off, so every copy gives
- * bit-identical results.
+ * bit-identical results (tests/test_simd.py), and the same bits as the scalar
+ * twins except where MoE lanes use the vector expm1 (within 2 ulp).
  *
  * * Data-dependent choices (which roofline line wins, tp > 1, fits) are
  *   selects, never branches.
  * * floor() is only taken of clamped, non-negative values below 2^52, where
  *   (x + 2^52) - 2^52 rounds x to the nearest integer exactly; subtracting 1
  *   where that overshot gives floor(x).
- * * Table lookups are per-lane loads packed into vectors.
+ * * Table rows are loaded as 4- or 8-column blocks and transposed in
+ *   registers; the bytes-per-element table is looked up by permute (8 lanes).
  * * expm1 (MoE experts touched) is a branch-free vector function, selected
- *   for MoE lanes (rf_expm1_nonpos; within 1 ulp of numpy.expm1, tested).
+ *   for MoE lanes (rf_expm1_nonpos; within 2 ulp of numpy.expm1, tested).
  * * Layout constants are the kernel ABI of engine/core/layout.py (the
  *   Cython module exports them and tests/test_kernels.py compares).
  */
@@ -118,7 +121,8 @@ typedef void (*rf_tile_fn)(const double*, const double*, const double*, const rf
 
 /* The instruction set this CPU runs: the best copy it supports, or a lower
  * one named by the environment variable INFERCAST_SIMD (avx2 or baseline;
- * for tests and benchmarks of the other copies). */
+ * for tests and benchmarks of the other copies; other values are ignored).
+ * Read once, at the first kernel call or simd_isa(). */
 static int rf_isa(void) {
     int best = 0;
 #if RF_HAS_CLONES
@@ -150,7 +154,7 @@ static int rf_isa_cached(void) {
 
 static const char* rf_isa_name(void) {
     static const char* names[3] = {"baseline", "avx2", "avx512"};
-    return names[rf_isa()];
+    return names[rf_isa_cached()];
 }
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1, on the

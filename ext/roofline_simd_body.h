@@ -115,7 +115,7 @@ RF_INLINE rf_vd rf_sum_max_affine(rf_vd a1, rf_vd b1, rf_vd a2, rf_vd b2, rf_vd 
  * 1.5 * 2^52 rounding trick) and the Cody-Waite split of ln2 from fdlibm's
  * e_exp.c / s_expm1.c; expm1(r) by its Taylor series to r^14 (truncation
  * < 2^-60 relative on |r| <= ln2/2); then expm1(x) = 2^k expm1(r) + (2^k - 1).
- * Tested against numpy.expm1 to 2 ulp (tests/test_kernels.py); k <= 0 and
+ * Tested against numpy.expm1 to 2 ulp (tests/test_simd.py); k <= 0 and
  * |1 - 2^k| >= 1/2 when k != 0, so the last sum does not cancel.
  * Reference: Muller, "Elementary Functions", 3rd ed., ch. 11 (range
  * reduction); Sun Microsystems fdlibm 5.3, s_expm1.c. */
@@ -395,27 +395,24 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
         memcpy(&s_max, SM, sizeof SM); memcpy(&s_comp, SC, sizeof SC);
         memcpy(&s_mem, SE, sizeof SE);
     } else {
-        /* contexts inside the window [lo, h1], then beyond it [l2, hi]; a segment
-         * that is empty in every lane adds exactly 0 (finite operands), so it is
-         * skipped: models without a window (w = 0) never have the first one */
+        /* contexts inside the window [lo, h1], then beyond it [l2, hi]. Where a
+         * segment is empty in every lane, its sum of maxima (a crossover
+         * division) is replaced by c + e of the same empty segment: both are
+         * +-0 for finite lines and NaN for non-finite ones, exactly like the
+         * skipped sum, so results do not depend on the other lanes of the
+         * group. Models without a window (w = 0) never have the first segment. */
         rf_vl has1 = h1 >= lo, has2 = l2 <= hi;
         int64_t any1 = 0, any2 = 0;
         for (int l = 0; l < RF_W; l++) {
             any1 |= has1[l];
             any2 |= has2[l];
         }
-        rf_vd zero = rf_b(0.0);
-        rf_vd m1 = zero, c1 = zero, e1 = zero, m2 = zero, c2 = zero, e2 = zero;
-        if (any1) {
-            m1 = rf_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1);
-            c1 = rf_series(a1, b1 + g1, lo, h1);
-            e1 = rf_series(a2, b2 + g2, lo, h1);
-        }
-        if (any2) {
-            m2 = rf_sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi);
-            c2 = rf_series(a1 + g1 * w, b1, l2, hi);
-            e2 = rf_series(a2 + g2 * w, b2, l2, hi);
-        }
+        rf_vd c1 = rf_series(a1, b1 + g1, lo, h1);
+        rf_vd e1 = rf_series(a2, b2 + g2, lo, h1);
+        rf_vd c2 = rf_series(a1 + g1 * w, b1, l2, hi);
+        rf_vd e2 = rf_series(a2 + g2 * w, b2, l2, hi);
+        rf_vd m1 = any1 ? rf_sum_max_affine(a1, b1 + g1, a2, b2 + g2, lo, h1) : c1 + e1;
+        rf_vd m2 = any2 ? rf_sum_max_affine(a1 + g1 * w, b1, a2 + g2 * w, b2, l2, hi) : c2 + e2;
         s_max = m1 + m2;
         s_comp = c1 + c2;
         s_mem = e1 + e2;

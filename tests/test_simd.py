@@ -59,12 +59,22 @@ from benchmarks.bench_roofline import make_points
 from engine.core import dispatch
 from engine._ext import _roofline
 mt, ct, db, a = make_points(4099, seed=5)   # not a multiple of the lane count
+rng = np.random.default_rng(11)
+n = len(a["tp"])
+# every activation format each chip has a rate for, pipelines, wide tensor parallelism
+ok = np.isfinite(ct[:, :7])[a["chip_idx"]]
+a["act_dt"] = np.argmax(rng.random((n, 7)) * ok, axis=1).astype(np.int8)
+a["pp"] = rng.integers(1, 9, n).astype(np.int32)
+a["tp"] = rng.choice(np.array([1, 2, 4, 8, 16, 32, 64], dtype=np.int32), n)
+a["output"][::5] = 1                        # groups mixing single-token outputs
 out = dispatch.roofline(mt, ct, db, **a, backend="cython", n_threads=1)
+loop = dispatch.roofline(mt, ct, db, **a, backend="cython", n_threads=1, loop_decode=True)
 x = -np.concatenate([10.0 ** np.linspace(-20, 2, 1001), [0.0]])
 e = np.empty_like(x)
 _roofline._expm1_nonpos(x, e)
 print(json.dumps({{"isa": _roofline.simd_isa(),
                    "f": out.out_f.tobytes().hex(), "b": out.out_bound.tobytes().hex(),
+                   "loop": loop.out_f.tobytes().hex(),
                    "fits": out.fits.tobytes().hex(), "mb": out.max_batch.tobytes().hex(),
                    "e": e.tobytes().hex()}}))
 """
@@ -89,7 +99,34 @@ def test_every_instruction_set_copy_gives_identical_bits():
     for isa in ("avx2", "baseline"):
         got = _run_copy(isa)
         seen.add(got["isa"])
-        for key in ("f", "b", "fits", "mb", "e"):
+        for key in ("f", "b", "fits", "mb", "e", "loop"):
             assert got[key] == best[key], (isa, got["isa"], key)
-    # the override picks the baseline copy on every CPU
+    # the override picks the baseline copy on every CPU; on a CPU without AVX-512
+    # only the 4-lane copies are compared
     assert "baseline" in seen
+
+
+def test_point_result_does_not_depend_on_its_group():
+    """Work skipped when every lane of a group lacks it (a decode segment, network
+    terms) must not change any lane's result, even with a non-finite rate (which
+    the public API refuses, but the kernel must still treat lane by lane)."""
+    import sys as _sys
+    _sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.bench_roofline import make_points
+    from engine.core import dispatch
+
+    mt, ct, db, a = make_points(64, seed=3)
+    ct = ct.copy()
+    a = {k: v.copy() for k, v in a.items()}
+    ct[a["chip_idx"][0], a["act_dt"][0]] = np.nan   # no rate for point 0's format
+    a["chip_idx"][:] = a["chip_idx"][0]
+    a["output"][:] = 1                       # no decode step anywhere ...
+    a["output"][5] = 300                     # ... except in point 5 (same 8-lane group)
+    a["pp"][9] = 3
+    together = dispatch.roofline(mt, ct, db, **a, backend="cython", n_threads=1,
+                                 check_ranges=False)
+    for i in range(16):
+        alone = dispatch.roofline(mt, ct, db, **{k: v[i:i + 1] for k, v in a.items()},
+                                  backend="cython", n_threads=1, check_ranges=False)
+        np.testing.assert_array_equal(alone.out_f[:, 0], together.out_f[:, i], err_msg=str(i))
+        np.testing.assert_array_equal(alone.out_bound[:, 0], together.out_bound[:, i])
