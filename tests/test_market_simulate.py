@@ -210,6 +210,9 @@ def test_cli_draws_accept_integer_scientific_notation(capsys):
     for bad in ("1.5", "1e-3", "nan", "inf", "1e", "abc", "2.5e0"):
         with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
             _count(bad)
+    for huge in ("1e21", "1e2000000", "-1e2000000"):     # refused at once, not built
+        with pytest.raises(argparse.ArgumentTypeError, match="at most 1e20"):
+            _count(huge)
     assert main(["--draws", "5e3", "--seed", "2", "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["draws"] == 5000
     with pytest.raises(SystemExit) as exc:

@@ -31,6 +31,8 @@ def _count(text: str) -> int:
         v = None
     if v is None or not v.is_finite() or v != v.to_integral_value():
         raise argparse.ArgumentTypeError(f"must be a whole number such as 1000000 or 1e6, got {text!r}")
+    if v.adjusted() > 20:   # refuse before int() builds a huge integer (1e2000000 would hang)
+        raise argparse.ArgumentTypeError(f"must be at most 1e20, got {text!r}")
     return int(v)
 
 
