@@ -110,8 +110,6 @@ def test_point_result_does_not_depend_on_its_group():
     """Work skipped when every lane of a group lacks it (a decode segment, network
     terms) must not change any lane's result, even with a non-finite rate (which
     the public API refuses, but the kernel must still treat lane by lane)."""
-    import sys as _sys
-    _sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from benchmarks.bench_roofline import make_points
     from engine.core import dispatch
 
