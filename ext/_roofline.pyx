@@ -203,17 +203,8 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if n == 0:
         return
-    cdef rf_points pts
-    pts.model = &model_idx[0]
-    pts.chip = &chip_idx[0]
-    pts.tp = &tp[0]
-    pts.pp = &pp[0]
-    pts.batch = &batch[0]
-    pts.prompt = &prompt[0]
-    pts.output = &output[0]
-    pts.w = &w_dt[0]
-    pts.kv = &kv_dt[0]
-    pts.act = &act_dt[0]
+    cdef rf_points pts = _points_of(model_idx, chip_idx, tp, pp, batch, prompt, output,
+                                    w_dt, kv_dt, act_dt)
     cdef const double* mp = &mt[0, 0]
     cdef const double* cp = &ct[0, 0]
     cdef const double* dp = &db[0]
@@ -228,6 +219,25 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
         for t in prange(n_tiles, num_threads=n_threads, schedule="static"):
             _point_tile(&pts, mp, cp, dp, t * TILE, min(TILE, n - t * TILE), loop_decode,
                         of, ostride, ob, ofits, omb, out_offset)
+
+
+cdef rf_points _points_of(const int[::1] model_idx, const int[::1] chip_idx, const int[::1] tp,
+                          const int[::1] pp, const int[::1] batch, const int[::1] prompt,
+                          const int[::1] output, const i8[::1] w_dt, const i8[::1] kv_dt,
+                          const i8[::1] act_dt):
+    """Pointers to the ten input arrays (each non-empty) as the C kernel's struct."""
+    cdef rf_points p
+    p.model = &model_idx[0]
+    p.chip = &chip_idx[0]
+    p.tp = &tp[0]
+    p.pp = &pp[0]
+    p.batch = &batch[0]
+    p.prompt = &prompt[0]
+    p.output = &output[0]
+    p.w = <const signed char*>&w_dt[0]
+    p.kv = <const signed char*>&kv_dt[0]
+    p.act = <const signed char*>&act_dt[0]
+    return p
 
 
 cdef void _point_tile(const rf_points* pts, const double* mp, const double* cp,
@@ -251,16 +261,7 @@ cdef void _point_tile(const rf_points* pts, const double* mp, const double* cp,
 
 
 cdef struct Grid:
-    const int* model
-    const int* chip
-    const int* tp
-    const int* pp
-    const int* batch
-    const int* prompt
-    const int* output
-    const i8* w
-    const i8* kv
-    const i8* act
+    rf_points axes              # the value array of each axis
     Py_ssize_t size[10]
     Py_ssize_t inner[10]
 
@@ -341,16 +342,16 @@ cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const d
         k = f1 - t0
         if k > 256:
             k = 256
-        _fill_runs(tm, g.model, g.size[0], g.inner[0], t0, k)
-        _fill_runs(tc, g.chip, g.size[1], g.inner[1], t0, k)
-        _fill_runs(ttp, g.tp, g.size[2], g.inner[2], t0, k)
-        _fill_runs(tpp, g.pp, g.size[3], g.inner[3], t0, k)
-        _fill_runs(tb, g.batch, g.size[4], g.inner[4], t0, k)
-        _fill_runs(tpr, g.prompt, g.size[5], g.inner[5], t0, k)
-        _fill_runs(tou, g.output, g.size[6], g.inner[6], t0, k)
-        _fill_runs(tw, g.w, g.size[7], g.inner[7], t0, k)
-        _fill_runs(tkv, g.kv, g.size[8], g.inner[8], t0, k)
-        _fill_runs(tac, g.act, g.size[9], g.inner[9], t0, k)
+        _fill_runs(tm, g.axes.model, g.size[0], g.inner[0], t0, k)
+        _fill_runs(tc, g.axes.chip, g.size[1], g.inner[1], t0, k)
+        _fill_runs(ttp, g.axes.tp, g.size[2], g.inner[2], t0, k)
+        _fill_runs(tpp, g.axes.pp, g.size[3], g.inner[3], t0, k)
+        _fill_runs(tb, g.axes.batch, g.size[4], g.inner[4], t0, k)
+        _fill_runs(tpr, g.axes.prompt, g.size[5], g.inner[5], t0, k)
+        _fill_runs(tou, g.axes.output, g.size[6], g.inner[6], t0, k)
+        _fill_runs(tw, g.axes.w, g.size[7], g.inner[7], t0, k)
+        _fill_runs(tkv, g.axes.kv, g.size[8], g.inner[8], t0, k)
+        _fill_runs(tac, g.axes.act, g.size[9], g.inner[9], t0, k)
         rf_tile(mp, cp, dp, &p, k, loop_decode, of, ostride, <signed char*>ob, ofits, omb, t0)
         t0 += k
 
@@ -385,16 +386,7 @@ def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double
     _check_out(out_f, out_bound, out_fits, out_maxb, total)
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    g.model = &model_idx[0]
-    g.chip = &chip_idx[0]
-    g.tp = &tp[0]
-    g.pp = &pp[0]
-    g.batch = &batch[0]
-    g.prompt = &prompt[0]
-    g.output = &output[0]
-    g.w = &w_dt[0]
-    g.kv = &kv_dt[0]
-    g.act = &act_dt[0]
+    g.axes = _points_of(model_idx, chip_idx, tp, pp, batch, prompt, output, w_dt, kv_dt, act_dt)
     cdef const double* mp = &mt[0, 0]
     cdef const double* cp = &ct[0, 0]
     cdef const double* dp = &db[0]
