@@ -5,7 +5,9 @@ Run with timing:
 The streaming pass reads every kernel input and writes every output once with
 no arithmetic (``engine._ext._roofline.stream_pass``): the memory-bandwidth
 limit for this kernel on this machine. The summary prints each measurement as
-a fraction of that limit and as a multiple of the NumPy reference.
+a fraction of that limit and as a multiple of the NumPy reference. The kernels
+run on random points (every SIMD group mixes deployments, the worst case) and,
+as "<backend> ordered", on the same points sorted by deployment.
 """
 from __future__ import annotations
 
@@ -70,6 +72,38 @@ def test_kernel(benchmark, backend, n):
               n_threads=bench_threads(), out=out, check_ranges=False)
     record(benchmark, backend, n)
     assert out.fits.any() and np.isfinite(out.out_f[0][out.fits]).all()
+
+
+#: the deployment fields of a point (everything but batch and lengths), slowest first
+DEPLOYMENT_KEY = ("model_idx", "chip_idx", "tp", "pp", "w_dt", "kv_dt", "act_dt")
+_ORDERED: dict = {}
+
+
+def make_points_ordered(n: int, seed: int = 0):
+    """The points of ``make_points`` sorted by deployment, the order a sweep or a
+    Monte Carlo over lengths and batches produces: consecutive SIMD groups share
+    their deployment, whose constants the kernels then reuse."""
+    if n not in _ORDERED:
+        mt, ct, db, arrays = make_points(n, seed)
+        order = np.lexsort([arrays[k] for k in reversed(DEPLOYMENT_KEY)])
+        _ORDERED.clear()
+        _ORDERED[n] = (mt, ct, db, {k: np.ascontiguousarray(v[order]) for k, v in arrays.items()})
+    return _ORDERED[n]
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+@pytest.mark.parametrize("n", bench_sizes())
+def test_kernel_deployment_ordered(benchmark, backend, n):
+    mt, ct, db, arrays = make_points_ordered(n)
+    out = dispatch.KernelOutput.empty(n)
+    dispatch.roofline(mt, ct, db, **arrays, backend=backend, n_threads=bench_threads(), out=out,
+                      check_ranges=False)
+    benchmark(dispatch.roofline, mt, ct, db, **arrays, backend=backend,
+              n_threads=bench_threads(), out=out, check_ranges=False)
+    record(benchmark, f"{backend} ordered", n)
+    first = [arrays[k][0] for k in DEPLOYMENT_KEY]
+    same = np.all([arrays[k] == v for k, v in zip(DEPLOYMENT_KEY, first)], axis=0)
+    assert same[: max(1, n // 1000)].all() and np.isfinite(out.out_f[0][out.fits]).all()
 
 
 @pytest.mark.parametrize("n", bench_sizes())
