@@ -195,6 +195,37 @@ def test_numba_streaming_stores_equal_reference(offset):
     _assert_same(got, ref)
 
 
+@pytest.mark.skipif("numba" not in COMPILED, reason="numba not installed")
+def test_numba_expert_memo_collisions_equal_reference():
+    """Two MoE models whose (model row, batch) pairs share memo slots, interleaved in one
+    block, with unsaturated prefill and decode steps: each lane gets its own model's value."""
+    import engine
+    from engine.core import numba_kernels
+    ms = ([engine.get_model("deepseek-v3")] + [engine.get_model("llama-3.1-8b")] * 7
+          + [engine.get_model("mixtral-8x7b")])      # rows 0 and 8: slots coincide
+    cs = [engine.get_chip("h100-sxm"), engine.get_chip("b200")]
+    mt, ct = build_tables(ms, cs)
+    assert numba_kernels._memo_slot(0, 5) == numba_kernels._memo_slot(8, 5)
+    n = 3 * numba_kernels.BLOCK + 5
+    rng = np.random.default_rng(3)
+    bf = DTYPES["bf16"][0]
+    arrays = dict(model_idx=np.where(np.arange(n) % 2 == 0, 0, 8).astype(np.int32),
+                  chip_idx=rng.integers(0, 2, n, dtype=np.int32),
+                  tp=(2 ** rng.integers(0, 4, n)).astype(np.int32),
+                  pp=rng.integers(1, 3, n, dtype=np.int32),
+                  batch=rng.integers(1, 9, n, dtype=np.int32),
+                  prompt=rng.integers(1, 5, n, dtype=np.int32),
+                  output=rng.integers(1, 300, n, dtype=np.int32),
+                  w_dt=np.full(n, bf, np.int8), kv_dt=np.full(n, bf, np.int8),
+                  act_dt=np.full(n, bf, np.int8))
+    ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
+    one = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numba", n_threads=1)
+    _assert_same(one, ref)
+    two = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numba", n_threads=2)
+    np.testing.assert_array_equal(two.out_f, one.out_f)
+    np.testing.assert_array_equal(two.out_bound, one.out_bound)
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_grid_blocks_sharing_one_deployment_equal_reference(backend):
     """Sweep-shaped grid: most blocks share model, chip, tp, pp and dtypes, some straddle."""
