@@ -226,6 +226,26 @@ def test_numba_expert_memo_collisions_equal_reference():
     np.testing.assert_array_equal(two.out_bound, one.out_bound)
 
 
+@pytest.mark.skipif("numba" not in COMPILED, reason="numba not installed")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_numba_points_sorted_by_deployment_equal_reference(threads):
+    """Blocks of one deployment take the shared-constants path; a block where any one of
+    the seven deployment columns differs at a single point must not."""
+    from engine.core import numba_kernels
+    mt, ct, arrays = _catalog_points(9 * numba_kernels.BLOCK, seed=2)
+    for k in ("model_idx", "chip_idx", "tp", "pp", "w_dt", "kv_dt", "act_dt"):
+        arrays[k][:] = arrays[k][0]
+    bf, fp8 = DTYPES["bf16"][0], DTYPES["fp8"][0]
+    changed = {"model_idx": 3, "chip_idx": 2, "tp": arrays["tp"][0] * 2,
+               "pp": arrays["pp"][0] + 1, "w_dt": fp8 if arrays["w_dt"][0] == bf else bf,
+               "kv_dt": fp8 if arrays["kv_dt"][0] == bf else bf, "act_dt": fp8}
+    for b, (k, v) in enumerate(changed.items(), start=1):   # block 0 and 8 stay uniform
+        arrays[k][b * numba_kernels.BLOCK + b * 17 % numba_kernels.BLOCK] = v
+    ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
+    _assert_same(dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numba",
+                                   n_threads=threads), ref)
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_grid_blocks_sharing_one_deployment_equal_reference(backend):
     """Sweep-shaped grid: most blocks share model, chip, tp, pp and dtypes, some straddle."""
