@@ -178,16 +178,16 @@ def test_numba_empty_input_writes_nothing():
     assert (out.out_f == 7.0).all()
 
 
-@pytest.mark.skipif("numba" not in COMPILED, reason="numba not installed")
+@pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("offset", [0, 3])
-def test_numba_streaming_stores_equal_reference(offset):
-    """Large outputs take the non-temporal store path, at any (unaligned) output column."""
-    from engine.core import numba_kernels
-    n = numba_kernels.STREAM_MIN_POINTS + 77
+def test_large_output_at_unaligned_offset_equals_reference(backend, offset):
+    """A large random output (one part per thread, many blocks each) written from an
+    unaligned column equals the reference."""
+    n = (1 << 16) + 77
     mt, ct, arrays = _catalog_points(n, seed=1)
     ref = dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numpy")
     out = dispatch.KernelOutput.empty(n + offset)
-    dispatch.roofline(mt, ct, bytes_table(), **arrays, backend="numba", n_threads=2, out=out,
+    dispatch.roofline(mt, ct, bytes_table(), **arrays, backend=backend, n_threads=2, out=out,
                       out_offset=offset)
     sl = slice(offset, offset + n)
     got = dispatch.KernelOutput(out.out_f[:, sl], out.out_bound[:, sl], out.fits[sl],
@@ -344,6 +344,28 @@ def test_raw_cython_checks_lengths_itself():
                            a["tp"], a["pp"], a["batch"], a["prompt"], a["output"], a["w_dt"],
                            a["kv_dt"], a["act_dt"], out.out_f, out.out_bound,
                            out.fits.view(np.uint8), out.max_batch)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ["numpy"])
+def test_overlapping_buffers_are_refused(backend):
+    """Outputs that alias each other or an input are refused before any kernel runs."""
+    mt, ct, arrays = _valid_inputs(8)
+    out = dispatch.KernelOutput.empty(8)
+    raw = np.zeros(8 * 8, np.int8)          # max_batch's bytes seen as int8 outputs
+    alias = dispatch.KernelOutput(out.out_f, raw[:16].reshape(2, 8), out.fits,
+                                  raw.view(np.int64))
+    with pytest.raises(ValueError, match="out.out_bound overlaps out.max_batch"):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, backend=backend, out=alias)
+    out.max_batch[:] = (1 << 32) + 1        # seen as int32: batch 1 everywhere
+    arrays["batch"] = out.max_batch.view(np.int32)[:8]
+    with pytest.raises(ValueError, match="out.max_batch overlaps batch"):
+        dispatch.roofline(mt, ct, bytes_table(), **arrays, backend=backend, out=out)
+    axes = {k: v[:1].copy() for k, v in _valid_inputs(1)[2].items()}
+    in_table = dispatch.KernelOutput(mt.reshape(-1)[:L.N_FLOAT_OUT].reshape(L.N_FLOAT_OUT, 1),
+                                     *[x[..., :1].copy() for x in (out.out_bound, out.fits,
+                                                                   out.max_batch)])
+    with pytest.raises(ValueError, match="out.out_f overlaps model_table"):
+        dispatch.roofline_grid(mt, ct, bytes_table(), axes, backend=backend, out=in_table)
 
 
 def test_out_buffers_are_used_in_place():

@@ -144,7 +144,7 @@ def validate_kernel_inputs(model_table, chip_table, dtype_bytes, arrays: dict,
     return n or 0
 
 
-def _check_out(out: KernelOutput, n: int, offset: int):
+def _check_out(out: KernelOutput, n: int, offset: int, inputs: dict):
     _check_array("out.out_f", out.out_f, np.float64, 2)
     _check_array("out.out_bound", out.out_bound, np.int8, 2)
     _check_array("out.fits", out.fits, np.bool_, 1)
@@ -156,6 +156,15 @@ def _check_out(out: KernelOutput, n: int, offset: int):
     if offset < 0 or offset + n > m:
         raise ValueError(f"out buffers must be sized for {n} points from out_offset={offset}, "
                          f"got {m}")
+    # the compiled kernels write the outputs while reading the inputs (numba passes the
+    # output rows as noalias): no buffer may overlap another or an input
+    outs = [("out.out_f", out.out_f), ("out.out_bound", out.out_bound), ("out.fits", out.fits),
+            ("out.max_batch", out.max_batch)]
+    for i, (name, a) in enumerate(outs):
+        for other, b in outs[i + 1:] + list(inputs.items()):
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{name} overlaps {other}: output buffers must not share "
+                                 "memory with each other or with the inputs")
 
 
 def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, pp, batch,
@@ -197,7 +206,8 @@ def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, p
             raise ValueError("out_offset needs out= buffers")
         out = KernelOutput.empty(n)
     else:
-        _check_out(out, n, out_offset)
+        _check_out(out, n, out_offset, dict(arrays, model_table=model_table,
+                                            chip_table=chip_table, dtype_bytes=dtype_bytes))
     if n == 0:
         return out
     if name == "cython":
@@ -270,7 +280,8 @@ def roofline_grid(model_table, chip_table, dtype_bytes, axes: dict, *, backend=N
     if out is None:
         out = KernelOutput.empty(total)
     else:
-        _check_out(out, total, 0)
+        _check_out(out, total, 0, dict(axes, model_table=model_table, chip_table=chip_table,
+                                       dtype_bytes=dtype_bytes))
     vals = [axes[k] for k in L.GRID_AXES]
     if name == "cython":
         _cython_module().roofline_grid(model_table, chip_table, dtype_bytes, *vals, out.out_f,

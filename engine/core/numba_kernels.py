@@ -246,10 +246,6 @@ def _eval_dep(d, B, P, N, touched_pre, touched_dec, loop_decode, out_f, out_boun
 BLOCK = 128
 #: slots of each thread's memo of experts touched per decode step (a power of two)
 MEMO = 2048
-#: outputs of at least this many points (5 MB) were written with non-temporal stores
-#: until the physics loop stored its results itself (2026-11-22); tests still use it as
-#: the size of a large output
-STREAM_MIN_POINTS = 1 << 16
 BLOCK_X2, BLOCK_X3, BLOCK_X7 = 2 * BLOCK, 3 * BLOCK, 7 * BLOCK
 
 
