@@ -1,21 +1,27 @@
 # cython: language_level=3
-"""Cython twin of the per-draw market kernel (see engine/market/kernels/reference.py).
+"""Cython backend of the per-draw market kernel (see engine/market/kernels/reference.py).
 
 Design
 ------
-``_draw`` is one ``noexcept nogil`` scalar function computing every output of a draw
-for all years in one pass, in the same operation order as the NumPy reference and
-the numba kernel. ``market_values`` loops it with ``prange`` (independent draws, so
-results do not depend on the thread count); ``market_summaries`` is the fused
-streaming kernel (serial per call; the driver runs calls on worker threads with
-their own accumulators). Inputs are validated by the Python layer; this module
-only checks shapes. The indices repeat ``engine.market.kernels.layout`` and
-``layout()`` returns the names so the tests can check both agree.
+The model is ``ext/market_simd.h``: the formulas of the NumPy reference, in the
+operation order of the numba twin, evaluated eight (AVX-512) or four (AVX2,
+baseline) draws at a time with GCC vector extensions, one copy per instruction
+set, the best one picked at the first call (``simd_isa()``). Its exp, log, pow and
+1/sqrt are branch-free vector functions whose scalar twins the numba kernel uses,
+so both compiled backends give the same bits. ``market_values`` runs it with
+``prange`` over chunks of draws (independent draws, so results do not depend on the
+thread count); ``market_summaries`` is the fused streaming kernel: the C kernel
+writes sub-batches of SUB draws series-major into a buffer (stride rounded up to
+whole vectors), then bin indices, sums and counts as in the numba twin (serial per
+call; the driver runs calls on worker threads with their own accumulators). Inputs
+are validated by the Python layer; this module only checks shapes. The indices
+repeat ``engine.market.kernels.layout`` and ``layout()`` returns the names so the
+tests can check both agree.
 """
 import numpy as np
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport exp, log, pow, sqrt, isfinite
+from libc.math cimport isfinite
 from libc.stdint cimport uint64_t, int64_t, uint16_t
 from libc.stdlib cimport malloc, free
 
@@ -25,10 +31,9 @@ DEF N_YP = 6
 # draws per sub-batch of the fused kernel (series-major buffer stays in L2; see numba_kernel._SUB);
 # bin indices first (vectorised), then sums and counts, four series at a time (same split as numba)
 DEF SUB = 128
+# draws per call of the C kernel in market_values (per thread chunk)
+DEF VCHUNK = 256
 
-cdef double S_YEAR = 31557600.0
-cdef double S_DAY = 86400.0
-cdef double J_KWH = 3.6e6
 cdef int HIST_MANTISSA_BITS = 7
 cdef int64_t KLO = (1023 - 128) << 7
 cdef int64_t KHI = (1023 + 128) << 7
@@ -65,142 +70,37 @@ def layout():
     return _INPUT_NAMES, _YEAR_PARAM_NAMES, _OUTPUT_NAMES, int(2 * HALF + 1)
 
 
-cdef inline double _max0(double a) noexcept nogil:
-    return a if a > 0.0 else 0.0
+cdef extern from "market_simd.h" nogil:
+    const char* mk_isa_name()
+    void mk_block(const double* x, int64_t n, const double* yp, int T, double* o, int64_t stride)
+    int mk_values(const double* x, int64_t n, const double* yp, int T, double* out)
+    void mk_math_array(int which, const double* x, double* y, int64_t n, double p)
 
 
-cdef inline double _min(double a, double b) noexcept nogil:
-    return b if b < a else a
+def simd_isa():
+    """Instruction set of the kernel copy this CPU runs (avx512, avx2 or baseline; see ext/market_simd.h)."""
+    return mk_isa_name().decode()
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-@cython.cdivision(True)
-cdef void _draw(const double* x, const double* yp, int T, double* o, Py_ssize_t stride) noexcept nogil:
-    # output k of year t goes to o[(k*T + t) * stride]
-    cdef double D0 = x[0], g1 = x[1], gdec = x[2], P0 = x[3], p1 = x[4], pdec = x[5], eps = x[6]
-    cdef double rs_max = x[7], rs_mid = x[8], rs_k = x[9], rm = x[10]
-    cdef double as_max = x[11], as_mid = x[12], as_k = x[13], ac = x[14]
-    cdef double eff = x[15], util = x[16], sw = x[17], hw = x[18], p2a = x[19], oth0 = x[20], othg = x[21]
-    cdef double runs0 = x[22], runsg = x[23], cpr0 = x[24], cprg = x[25], cdec = x[26], ptm = x[27]
-    cdef double tutil = x[28], pfac = x[29], life = x[30], gprior = x[31], pue = x[32], elec = x[33]
-    cdef double ceiling = x[42], sdec = x[43], mk = x[44]
-    cdef double keep = 1.0 - 1.0 / life
-    cdef double inv_ceiling = 1.0 / ceiling
-    cdef double y0 = yp[0]
-    cdef double er = exp(-rs_k * (y0 - rs_mid))
-    cdef double er_step = exp(-rs_k)
-    cdef double ea = exp(-as_k * (y0 - as_mid))
-    cdef double ea_step = exp(-as_k)
-    cdef double mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
-    cdef double inv_mix0 = 1.0 / mix0
-    cdef double inv_life_s = 1.0 / (life * S_YEAR)
-    cdef double inv_s_tutil = 1.0 / (S_YEAR * tutil)
-    cdef double energy_cost = pue * elec * (1.0 / J_KWH)
-    cdef double tps_per_day = p2a * (1.0 / S_DAY)
-    cdef double inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
-    cdef double w0 = x[34], w1 = x[36], w2 = x[38], w3 = x[40]
-    cdef double r0 = pow(x[35] / w0, inv_tpr)
-    cdef double r1 = pow(x[37] / w1, inv_tpr)
-    cdef double r2 = pow(x[39] / w2, inv_tpr)
-    cdef double r3 = pow(x[41] / w3, inv_tpr)
-    cdef double B = 1.0, Lam = 0.0
-    cdef double gstep = g1 - 1.0
-    cdef double lam = log(p1)
-    cdef double swf = 1.0, hwf = 1.0
-    cdef double sstep = sw - 1.0
-    cdef double oth = oth0 * yp[2]
-    cdef double train = runs0 * cpr0 * ptm
-    cdef double cstep = cprg - 1.0
-    cdef double cap_inf = 0.0, cap_tr = 0.0, chips = 0.0, power_w = 0.0
-    cdef double mix, tokens_day, price, theta, flops, inv_flops, chip_price, watts, chips_llm
-    cdef double c_inf, c_tr, ret_inf, ret_tr, want_inf, want_tr, xr, f, new_inf, new_tr, use_inf, use_tr
-    cdef double cost_mtok, cap_price, inv_theta, spend_per_w
-    cdef double bought_inf, bought_tr, shipped, spend_inf, spend_tr, spend, cost_s, served
-    cdef const double* row
-    cdef int t
-    for t in range(T):
-        row = yp + t * N_YP
-        if t > 0:
-            B = B * (1.0 + gstep)
-            gstep = gstep * gdec
-            Lam = Lam + lam
-            lam = lam * pdec
-            er = er * er_step
-            ea = ea * ea_step
-            swf = swf * (1.0 + sstep)
-            sstep = sstep * sdec
-            oth = oth * othg
-            train = train * runsg * (1.0 + cstep)
-            cstep = cstep * cdec
-            w0 = w0 * r0
-            w1 = w1 * r1
-            w2 = w2 * r2
-            w3 = w3 * r3
-            if row[5] > yp[(t - 1) * N_YP + 5]:
-                hwf = hwf * hw
-        mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
-        theta = row[1] * hwf * eff * util * swf
-        inv_theta = 1.0 / theta
-        flops = row[2] * hwf
-        inv_flops = 1.0 / flops
-        chip_price = row[3] * pfac
-        watts = row[4]
-        cost_s = chip_price * inv_life_s + watts * energy_cost
-        cost_mtok = cost_s * p2a * inv_theta * 1e6
-        price = P0 * exp(-Lam)
-        cap_price = mk * cost_mtok
-        if cap_price < price:
-            price = cap_price
-        tokens_day = D0 * B * exp(eps * Lam) * (mix * inv_mix0)
-        chips_llm = tokens_day * tps_per_day * inv_theta
-        c_inf = chips_llm * flops + oth
-        c_tr = train * inv_s_tutil
-        if t == 0:
-            cap_inf = c_inf / gprior
-            cap_tr = c_tr / gprior
-            chips = (cap_inf + cap_tr) * inv_flops
-            power_w = chips * watts
-        ret_inf = cap_inf * keep
-        ret_tr = cap_tr * keep
-        want_inf = _max0(c_inf - ret_inf)
-        want_tr = _max0(c_tr - ret_tr)
-        xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling
-        f = 1.0 / sqrt(1.0 + xr * xr)
-        new_inf = want_inf * f
-        new_tr = want_tr * f
-        cap_inf = ret_inf + new_inf
-        cap_tr = ret_tr + new_tr
-        use_inf = _min(cap_inf, c_inf)
-        use_tr = _min(cap_tr, c_tr)
-        bought_inf = new_inf * inv_flops
-        bought_tr = new_tr * inv_flops
-        shipped = bought_inf + bought_tr
-        spend_inf = bought_inf * chip_price
-        spend_tr = bought_tr * chip_price
-        spend = spend_inf + spend_tr
-        chips = chips * keep + shipped
-        power_w = power_w * keep + shipped * watts
-        served = tokens_day * (use_inf / c_inf)
-        spend_per_w = spend / (w0 + w1 + w2 + w3)
-        o[(0 * T + t) * stride] = served
-        o[(1 * T + t) * stride] = price
-        o[(2 * T + t) * stride] = cost_mtok
-        o[(3 * T + t) * stride] = served * 365.25 * price * 1e-6
-        o[(4 * T + t) * stride] = use_inf
-        o[(5 * T + t) * stride] = use_tr * (S_YEAR * tutil)
-        o[(6 * T + t) * stride] = use_inf / (use_inf + use_tr)
-        o[(7 * T + t) * stride] = chips
-        o[(8 * T + t) * stride] = shipped
-        o[(9 * T + t) * stride] = power_w * pue * 1e-9
-        o[(10 * T + t) * stride] = spend_inf
-        o[(11 * T + t) * stride] = spend_tr
-        o[(12 * T + t) * stride] = spend
-        o[(13 * T + t) * stride] = spend_inf / spend
-        o[(14 * T + t) * stride] = w0 * spend_per_w
-        o[(15 * T + t) * stride] = w1 * spend_per_w
-        o[(16 * T + t) * stride] = w2 * spend_per_w
-        o[(17 * T + t) * stride] = w3 * spend_per_w
+_MATH = {"exp": 0, "rsqrt": 1, "log": 2, "pow": 3}
+
+
+def _math(str fn, const double[::1] x, double[::1] out, double p=0.0):
+    """out[i] = the kernel's vector ``fn`` of x[i] on the copy this CPU runs, for the
+    tests against NumPy: ``exp``; ``rsqrt`` (1/sqrt, x >= 1 or NaN); ``log``; ``pow``
+    (x[i]**p, x > 0 or NaN)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    if fn not in _MATH:
+        raise ValueError(f"_math: fn must be one of {tuple(_MATH)}, got {fn!r}")
+    if out.shape[0] != n:
+        raise ValueError(f"_math: out has {out.shape[0]} elements, x has {n}")
+    for i in range(n):
+        if fn == "rsqrt" and x[i] < 1.0:
+            raise ValueError(f"_math: rsqrt needs x >= 1, got x[{i}] = {x[i]!r}")
+        if fn == "pow" and x[i] <= 0.0:
+            raise ValueError(f"_math: pow needs x > 0, got x[{i}] = {x[i]!r}")
+    if n:
+        mk_math_array(_MATH[fn], &x[0], &out[0], n, p)
 
 
 def _check(x, yp):
@@ -213,18 +113,24 @@ def _check(x, yp):
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def market_values(const double[:, ::1] x, const double[:, ::1] yp, double[:, :, ::1] out, int n_threads=1):
-    """Per-draw outputs into ``out`` (n, N_OUTPUTS, T); ``prange`` over draws."""
+    """Per-draw outputs into ``out`` (n, N_OUTPUTS, T); ``prange`` over chunks of VCHUNK draws."""
     _check(np.asarray(x), np.asarray(yp))
-    cdef Py_ssize_t n = x.shape[0], i
+    cdef Py_ssize_t n = x.shape[0], c, nchunks
     cdef int T = yp.shape[0]
+    cdef int failed = 0
     if out.shape[0] != n or out.shape[1] != N_OUT or out.shape[2] != T:
         raise ValueError(f"out must have shape ({n}, {N_OUT}, {T})")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if n == 0:
         return np.asarray(out)
-    for i in prange(n, nogil=True, num_threads=n_threads, schedule="static"):
-        _draw(&x[i, 0], &yp[0, 0], T, &out[i, 0, 0], 1)
+    nchunks = (n + VCHUNK - 1) // VCHUNK
+    for c in prange(nchunks, nogil=True, num_threads=n_threads, schedule="static"):
+        if mk_values(&x[c * VCHUNK, 0], min(VCHUNK, n - c * VCHUNK), &yp[0, 0], T,
+                     &out[c * VCHUNK, 0, 0]) != 0:
+            failed = 1
+    if failed:
+        raise MemoryError()
     return np.asarray(out)
 
 
@@ -277,7 +183,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
     cdef int64_t key, m, c, j, rare, lo, hi
     cdef double v, acc, thr, a0, a1, a2, a3
     cdef int64_t bad_draws = 0
-    cdef Py_ssize_t start, mn, off, o0, o1, o2, o3
+    cdef Py_ssize_t start, mn, mnp, off, o0, o1, o2, o3
     cdef count_t* h
     cdef count_t* h0
     cdef count_t* h1
@@ -286,13 +192,14 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
     with nogil:
         for start in range(0, n, SUB):
             mn = SUB if n - start > SUB else n - start
+            mnp = (mn + 7) & ~7     # the buffer's stride: whole 8-lane vectors
+            mk_block(&x[start, 0], mn, &yp[0, 0], T, buf, mnp)
             for i in range(mn):
-                _draw(&x[start + i, 0], &yp[0, 0], T, buf + i, mn)
                 bad[i] = 0
             # bin indices, one series at a time (no loop-carried dependency); counts values
             # that are clamped, inf or NaN (exponent field >= that of 2^HIST_EXP_MAX)
             for s in range(ns):
-                off = s * mn
+                off = s * mnp
                 rare = 0
                 lo = span[s, 0]
                 hi = span[s, 1]
@@ -315,10 +222,10 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
                 if s + 4 <= ns and nrare[s] + nrare[s + 1] + nrare[s + 2] + nrare[s + 3] == 0:
                     # four series at once: independent running sums (each in draw order)
                     # and histogram rows (same split as numba_kernel._summaries)
-                    o0 = s * mn
-                    o1 = o0 + mn
-                    o2 = o1 + mn
-                    o3 = o2 + mn
+                    o0 = s * mnp
+                    o1 = o0 + mnp
+                    o2 = o1 + mnp
+                    o3 = o2 + mnp
                     a0 = sums[s]
                     a1 = sums[s + 1]
                     a2 = sums[s + 2]
@@ -342,7 +249,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
                     sums[s + 3] = a3
                     s = s + 4
                     continue
-                off = s * mn
+                off = s * mnp
                 h = &hist[s, 0]
                 acc = sums[s]
                 if nrare[s] == 0:
@@ -377,7 +284,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
                 if bad[i]:
                     bad_draws += 1
             for e in range(ne):
-                off = ev_series[e] * mn
+                off = ev_series[e] * mnp
                 thr = ev_threshold[e]
                 c = 0
                 if ev_op[e] == 0:

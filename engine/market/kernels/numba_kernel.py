@@ -4,6 +4,10 @@ Design
 ------
 One scalar function, ``_draw``, computes every output of one draw for all years in
 one pass (the formulas of ``reference.market_values_numpy``, in the same order).
+Its exp, log, pow and 1/sqrt are the scalar twins of the Cython kernel's vector
+functions (``ext/market_simd_body.h``: ``_exp``, ``_log``, ``_pow_pos``, ``_rsqrt``
+here, the same IEEE operations in the same order), so the two compiled backends give
+bit-identical values (``docs/reproducibility.md``; tests/test_market_simd.py).
 Two loops call it:
 
 * ``market_values_numba`` writes per-draw outputs (``prange`` over draws; each
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
 
 from . import layout as L
 
@@ -43,6 +49,142 @@ _HALF = L.HIST_HALF
 _ZERO = L.HIST_ZERO
 
 
+@intrinsic
+def _bits(typingctx, x):
+    """The IEEE-754 bits of a float64 as an int64 (a bit cast, no conversion)."""
+    if isinstance(x, types.Float) and x.bitwidth == 64:
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.int64))
+        return types.int64(types.float64), codegen
+    return None
+
+
+@intrinsic
+def _from_bits(typingctx, i):
+    """The float64 whose IEEE-754 bits are the int64 ``i`` (a bit cast)."""
+    if isinstance(i, types.Integer) and i.bitwidth == 64:
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.float64))
+        return types.float64(types.int64), codegen
+    return None
+
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+_ROUND_C = 6755399441055744.0          # 1.5 * 2^52
+_ROUND_C_BITS = 0x4338000000000000     # its bits
+_E2, _E3, _E4, _E5, _E6, _E7 = 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040
+_E8, _E9, _E10, _E11 = 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800
+_E12, _E13 = 1.0 / 479001600, 1.0 / 6227020800.0
+_LG1, _LG2, _LG3 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01
+_LG4, _LG5, _LG6 = 2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_INF = np.inf
+
+
+@nb.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _exp(x):
+    """exp(x): scalar twin of ``mk_exp`` in ext/market_simd_body.h (Cody-Waite
+    reduction and the two-part ln2 of fdlibm's e_exp.c, Taylor series of expm1 to r^13
+    by Estrin's scheme, 2^k in two factors; Muller, "Elementary Functions", ch. 11).
+    Within 2 ulp of numpy.exp."""
+    xc = 710.0 if x > 710.0 else x
+    xc = -746.0 if xc < -746.0 else xc
+    bk = xc * _INV_LN2 + _ROUND_C
+    k = bk - _ROUND_C
+    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    r2 = r * r
+    r4 = r2 * r2
+    a0 = _E2 + _E3 * r
+    a1 = _E4 + _E5 * r
+    a2 = _E6 + _E7 * r
+    a3 = _E8 + _E9 * r
+    a4 = _E10 + _E11 * r
+    a5 = _E12 + _E13 * r
+    b0 = a0 + a1 * r2
+    b1 = a2 + a3 * r2
+    b2 = a4 + a5 * r2
+    q = b0 + r4 * (b1 + r4 * b2)
+    e = 1.0 + (r + r2 * q)
+    kb = _bits(bk) - _ROUND_C_BITS
+    k1 = kb >> 1
+    s1 = _from_bits((k1 + 1023) << 52)
+    s2 = _from_bits((kb - k1 + 1023) << 52)
+    y = (e * s1) * s2
+    return x if x != x else y
+
+
+@nb.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _log(x):
+    """log(x): scalar twin of ``mk_log`` (fdlibm 5.3 e_log.c: x = 2^k m,
+    sqrt(2)/2 <= m < sqrt(2), s = f / (2 + f), minimax Lg1..Lg7). Within 2 ulp of numpy.log."""
+    sub = x < 2.2250738585072014e-308
+    xs = x * 18014398509481984.0 if sub else x
+    bits = _bits(xs)
+    k = (bits >> 52) - 1023 - (54 if sub else 0)
+    mbits = (bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000
+    if mbits > 0x3FF6A09E667F3BCC:
+        mbits = mbits - 0x0010000000000000
+        k = k + 1
+    f = _from_bits(mbits) - 1.0
+    dk = float(k)
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    R = t2 + t1
+    hfsq = 0.5 * f * f
+    y = dk * _LN2_HI - ((hfsq - (s * (hfsq + R) + dk * _LN2_LO)) - f)
+    if x == _INF:
+        y = x
+    if x == 0.0:
+        y = -_INF
+    if x < 0.0 or x != x:
+        y = np.nan
+    return y
+
+
+@nb.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _pow_pos(q, y):
+    """q^y for q > 0 as exp(y log q): scalar twin of ``mk_pow_pos``; y = 0 gives 1."""
+    if y == 0.0:
+        return 1.0
+    return _exp(y * _log(q))
+
+
+@nb.njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def _rsqrt(u):
+    """1 / sqrt(u) for u >= 1: scalar twin of ``mk_rsqrt`` (bit-pattern first guess,
+    Lomont 2003, then four Newton-Raphson steps; Muller, "Elementary Functions",
+    sec. 5.2). Within 2 ulp of 1 / numpy.sqrt."""
+    y = _from_bits(0x5FE6EB50C7B537A9 - (_bits(u) >> 1))
+    h = 0.5 * u
+    y = y * (1.5 - (h * y) * y)
+    y = y * (1.5 - (h * y) * y)
+    y = y * (1.5 - (h * y) * y)
+    y = y * (1.5 - (h * y) * y)
+    return 0.0 if u == _INF else y
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def math_array(which, x, out, p):
+    """``out[i] = f(x[i])`` for the scalar twins (``which``: 0 exp, 1 rsqrt, 2 log,
+    3 pow with exponent ``p``); for the tests against NumPy and the Cython kernel."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        if which == 0:
+            out[i] = _exp(v)
+        elif which == 1:
+            out[i] = _rsqrt(v)
+        elif which == 2:
+            out[i] = _log(v)
+        else:
+            out[i] = _pow_pos(v, p)
+
+
+
 @nb.njit(inline="always", nogil=True, cache=True, error_model="numpy")
 def _draw(x, yp, T, o, base, stride):
     """All outputs of one draw: ``x`` (N_INPUTS,); output ``k`` of year ``t`` goes to
@@ -57,10 +199,10 @@ def _draw(x, yp, T, o, base, stride):
     keep = 1.0 - 1.0 / life
     inv_ceiling = 1.0 / ceiling
     y0 = yp[0, 0]
-    er = np.exp(-rs_k * (y0 - rs_mid))
-    er_step = np.exp(-rs_k)
-    ea = np.exp(-as_k * (y0 - as_mid))
-    ea_step = np.exp(-as_k)
+    er = _exp(-rs_k * (y0 - rs_mid))
+    er_step = _exp(-rs_k)
+    ea = _exp(-as_k * (y0 - as_mid))
+    ea_step = _exp(-as_k)
     mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
     inv_mix0 = 1.0 / mix0
     inv_life_s = 1.0 / (life * _S)
@@ -69,13 +211,13 @@ def _draw(x, yp, T, o, base, stride):
     tps_per_day = p2a * (1.0 / _DAY)
     inv_tpr = 1.0 / (T - 1) if T > 1 else 0.0
     w0 = x[34]; w1 = x[36]; w2 = x[38]; w3 = x[40]
-    r0 = (x[35] / w0) ** inv_tpr
-    r1 = (x[37] / w1) ** inv_tpr
-    r2 = (x[39] / w2) ** inv_tpr
-    r3 = (x[41] / w3) ** inv_tpr
+    r0 = _pow_pos(x[35] / w0, inv_tpr)
+    r1 = _pow_pos(x[37] / w1, inv_tpr)
+    r2 = _pow_pos(x[39] / w2, inv_tpr)
+    r3 = _pow_pos(x[41] / w3, inv_tpr)
     B = 1.0; Lam = 0.0
     gstep = g1 - 1.0
-    lam = np.log(p1)
+    lam = _log(p1)
     swf = 1.0; hwf = 1.0
     sstep = sw - 1.0
     oth = oth0 * yp[0, 2]
@@ -107,11 +249,11 @@ def _draw(x, yp, T, o, base, stride):
         watts = yp[t, 4]
         cost_s = chip_price * inv_life_s + watts * energy_cost
         cost_mtok = cost_s * p2a * inv_theta * 1e6
-        price = P0 * np.exp(-Lam)
+        price = P0 * _exp(-Lam)
         cap_price = mk * cost_mtok
         if cap_price < price:
             price = cap_price
-        tokens_day = D0 * B * np.exp(eps * Lam) * (mix * inv_mix0)
+        tokens_day = D0 * B * _exp(eps * Lam) * (mix * inv_mix0)
         chips_llm = tokens_day * tps_per_day * inv_theta
         c_inf = chips_llm * flops + oth
         c_tr = train * inv_s_tutil
@@ -122,16 +264,19 @@ def _draw(x, yp, T, o, base, stride):
             power_w = chips * watts
         ret_inf = cap_inf * keep
         ret_tr = cap_tr * keep
-        want_inf = max(c_inf - ret_inf, 0.0)
-        want_tr = max(c_tr - ret_tr, 0.0)
+        d_inf = c_inf - ret_inf
+        d_tr = c_tr - ret_tr
+        # selects written as in ext/market_simd_body.h (a NaN difference gives 0 in both)
+        want_inf = d_inf if d_inf > 0.0 else 0.0
+        want_tr = d_tr if d_tr > 0.0 else 0.0
         xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling
-        f = 1.0 / np.sqrt(1.0 + xr * xr)
+        f = _rsqrt(1.0 + xr * xr)
         new_inf = want_inf * f
         new_tr = want_tr * f
         cap_inf = ret_inf + new_inf
         cap_tr = ret_tr + new_tr
-        use_inf = min(cap_inf, c_inf)
-        use_tr = min(cap_tr, c_tr)
+        use_inf = c_inf if c_inf < cap_inf else cap_inf
+        use_tr = c_tr if c_tr < cap_tr else cap_tr
         bought_inf = new_inf * inv_flops
         bought_tr = new_tr * inv_flops
         shipped = bought_inf + bought_tr

@@ -1,0 +1,174 @@
+/*
+ * SIMD twin of the per-draw market model: MK_W draws per operation (eight in
+ * the AVX-512 copy, four in the AVX2 and baseline copies).
+ *
+ * Design
+ * ------
+ * The formulas are those of engine/market/kernels/reference.py (the
+ * specification), in the operation order of the scalar twins
+ * (engine/market/kernels/numba_kernel.py), written with GCC vector extensions
+ * so that every operation runs on MK_W draws at once: portable C, no
+ * intrinsics. The draws of a vector are independent Monte Carlo draws, so the
+ * year recursion (serial within a draw) runs MK_W draws side by side and the
+ * latency of its divisions and exponentials is shared.
+ *
+ * * The body (market_simd_body.h) is compiled once per instruction set
+ *   (AVX-512 F/BW/CD/DQ/VL, AVX2, the build's baseline) and `mk_block` runs
+ *   the best copy the CPU has; INFERCAST_SIMD=avx2|baseline picks a lower one
+ *   (tests, benchmarks). The choice is read once.
+ * * Every operation is lane-wise IEEE arithmetic (the build uses
+ *   -ffp-contract=off: no fused multiply-add), and the only data-dependent
+ *   choices are selects, so every copy gives bit-identical results
+ *   (tests/test_market_simd.py) and a draw's result does not depend on the
+ *   other draws of its vector or on the padding of a short tail.
+ * * exp, log and pow (the per-draw set-up and two exponentials per year) are
+ *   the branch-free vector functions mk_exp, mk_log and mk_pow_pos, and the
+ *   reciprocal square root of the budget ceiling is the Newton iteration
+ *   mk_rsqrt (no vector square root without -fno-math-errno); each is tested
+ *   against NumPy (tests/test_market_simd.py): within 2 ulp, pow within the
+ *   bound of its exp(y log q) evaluation.
+ * * Outputs are written series-major: output k of year t of draw i goes to
+ *   o[(k T + t) stride + i], the layout of the fused summaries kernel's
+ *   sub-batch buffer, so MK_W draws are MK_W contiguous doubles.
+ * * Layout constants are those of engine/market/kernels/layout.py (the Cython
+ *   module repeats them and tests/test_market_kernels.py compares).
+ */
+#ifndef INFERCAST_MARKET_SIMD_H
+#define INFERCAST_MARKET_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MK_N_IN = 45, MK_N_OUT = 18, MK_N_YP = 6, MK_MAX_W = 8 };
+
+#define MK_INLINE static inline __attribute__((always_inline))
+
+/* One copy of the body per instruction set, each compiled whole for its target
+ * (as in roofline_simd.h): the baseline of the build (four lanes), AVX2 (four
+ * lanes) and x86-64-v4 / AVX-512 (eight lanes). */
+#define MK_SFX _base
+#define MK_W 4
+#include "market_simd_body.h"
+#undef MK_W
+#undef MK_SFX
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(INFERCAST_NO_CLONES)
+#define MK_HAS_CLONES 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define MK_SFX _avx2
+#define MK_W 4
+#include "market_simd_body.h"
+#undef MK_W
+#undef MK_SFX
+#pragma GCC pop_options
+#pragma GCC push_options
+#if __GNUC__ >= 12
+#pragma GCC target("arch=x86-64-v4")
+#else
+#pragma GCC target("avx512f,avx512bw,avx512cd,avx512dq,avx512vl,bmi,bmi2,lzcnt,movbe,popcnt")
+#endif
+#define MK_SFX _v4
+#define MK_W 8
+#include "market_simd_body.h"
+#undef MK_W
+#undef MK_SFX
+#pragma GCC pop_options
+#else
+#define MK_HAS_CLONES 0
+#endif
+
+/* The copy this CPU runs (0 baseline, 1 AVX2, 2 AVX-512), or a lower one named
+ * by INFERCAST_SIMD (avx2 or baseline; other values are ignored); cached. */
+static int mk_isa(void) {
+    int best = 0;
+#if MK_HAS_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2"))
+        best = 2;
+    else if (__builtin_cpu_supports("avx2")) best = 1;
+#endif
+    const char* want = getenv("INFERCAST_SIMD");
+    if (want != NULL) {
+        if (strcmp(want, "baseline") == 0) return 0;
+        if (strcmp(want, "avx2") == 0 && best >= 1) return 1;
+    }
+    return best;
+}
+
+static int mk_isa_cached(void) {
+    static int isa = -1;                    /* benign race: every thread stores the same value */
+    int k = __atomic_load_n(&isa, __ATOMIC_RELAXED);
+    if (k < 0) {
+        k = mk_isa();
+        __atomic_store_n(&isa, k, __ATOMIC_RELAXED);
+    }
+    return k;
+}
+
+static const char* mk_isa_name(void) {
+    static const char* names[3] = {"baseline", "avx2", "avx512"};
+    return names[mk_isa_cached()];
+}
+
+/* Draws 0 .. n-1 (rows of x, MK_N_IN columns) into o[(k T + t) stride + i].
+ * stride >= n rounded up to a multiple of MK_MAX_W: the last vector writes its
+ * padding lanes (copies of draw n-1) up to there. */
+static void mk_block(const double* x, int64_t n, const double* yp, int T, double* o,
+                     int64_t stride) {
+#if MK_HAS_CLONES
+    int k = mk_isa_cached();
+    if (k == 2) { mk_block_isa_v4(x, n, yp, T, o, stride); return; }
+    if (k == 1) { mk_block_isa_avx2(x, n, yp, T, o, stride); return; }
+#endif
+    mk_block_isa_base(x, n, yp, T, o, stride);
+}
+
+/* Draws 0 .. n-1 into out[i, k, t] (shape (n, MK_N_OUT, T)), MK_MAX_W draws at a
+ * time through a series-major buffer that stays in L1; 0, or -1 when the
+ * buffer cannot be allocated. */
+static int mk_values(const double* x, int64_t n, const double* yp, int T, double* out) {
+    int64_t ns = (int64_t)MK_N_OUT * T;
+    double* buf = (double*)malloc((size_t)(ns * MK_MAX_W) * sizeof(double));
+    if (buf == NULL) return -1;
+    for (int64_t i0 = 0; i0 < n; i0 += MK_MAX_W) {
+        int64_t m = n - i0 < MK_MAX_W ? n - i0 : MK_MAX_W;
+        mk_block(x + i0 * MK_N_IN, m, yp, T, buf, MK_MAX_W);
+        double* dst = out + i0 * ns;
+        if (m == MK_MAX_W) {        /* eight output rows written side by side */
+            for (int64_t s = 0; s < ns; s++)
+                for (int i = 0; i < MK_MAX_W; i++) dst[i * ns + s] = buf[s * MK_MAX_W + i];
+        } else {
+            for (int64_t s = 0; s < ns; s++)
+                for (int64_t i = 0; i < m; i++) dst[i * ns + s] = buf[s * MK_MAX_W + i];
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* The kernel's exp, 1/sqrt, log and pow over arrays (which: 0 exp, 1 rsqrt,
+ * 2 log, 3 pow with exponent p), on the copy mk_block runs (tests compare them
+ * with NumPy). */
+typedef void (*mk_array_fn)(const double*, double*, int64_t, double);
+static void mk_math_array(int which, const double* x, double* y, int64_t n, double p) {
+    static const mk_array_fn base[4] = {mk_exp_array_isa_base, mk_rsqrt_array_isa_base,
+                                        mk_log_array_isa_base, mk_pow_array_isa_base};
+    const mk_array_fn* fns = base;
+#if MK_HAS_CLONES
+    static const mk_array_fn avx2[4] = {mk_exp_array_isa_avx2, mk_rsqrt_array_isa_avx2,
+                                        mk_log_array_isa_avx2, mk_pow_array_isa_avx2};
+    static const mk_array_fn v4[4] = {mk_exp_array_isa_v4, mk_rsqrt_array_isa_v4,
+                                      mk_log_array_isa_v4, mk_pow_array_isa_v4};
+    int k = mk_isa_cached();
+    fns = k == 2 ? v4 : k == 1 ? avx2 : base;
+#endif
+    fns[which](x, y, n, p);
+}
+
+#endif

@@ -1,0 +1,405 @@
+/*
+ * Body of the SIMD market kernel, included once per instruction set by
+ * market_simd.h with MK_SFX and MK_W set (no include guard on purpose). Every
+ * function name gets the suffix, so each copy is compiled whole for its
+ * target and dispatched at run time (see market_simd.h).
+ */
+#ifndef MK_SFX
+#error "include market_simd.h, not this file"
+#endif
+#ifndef MK_W
+#error "MK_W (lanes per vector) must be defined"
+#endif
+#if MK_W != 4 && MK_W != 8
+#error "MK_W must be 4 or 8"
+#endif
+#define MK_F3(n, s) n##s
+#define MK_F2(n, s) MK_F3(n, s)
+#define MK_F(n) MK_F2(n, MK_SFX)
+#define mk_vd MK_F(mk_vd)
+#define mk_vl MK_F(mk_vl)
+#define mk_b MK_F(mk_b)
+#define mk_sel MK_F(mk_sel)
+#define mk_exp MK_F(mk_exp)
+#define mk_rsqrt MK_F(mk_rsqrt)
+#define mk_log MK_F(mk_log)
+#define mk_pow_pos MK_F(mk_pow_pos)
+#define mk_load_inputs MK_F(mk_load_inputs)
+#define mk_log_array_isa MK_F(mk_log_array_isa)
+#define mk_pow_array_isa MK_F(mk_pow_array_isa)
+#define mk_eval MK_F(mk_eval)
+#define mk_block_isa MK_F(mk_block_isa)
+#define mk_exp_array_isa MK_F(mk_exp_array_isa)
+#define mk_rsqrt_array_isa MK_F(mk_rsqrt_array_isa)
+
+typedef double mk_vd __attribute__((vector_size(8 * MK_W)));
+typedef int64_t mk_vl __attribute__((vector_size(8 * MK_W)));
+
+MK_INLINE mk_vd mk_b(double c) {
+    mk_vd v;
+    for (int l = 0; l < MK_W; l++) v[l] = c;
+    return v;
+}
+MK_INLINE mk_vd mk_sel(mk_vl m, mk_vd a, mk_vd b) {
+    return (mk_vd)(((mk_vl)a & m) | ((mk_vl)b & ~m));
+}
+
+/* exp(x), every double x (overflow to +inf above 709.78, gradual underflow to
+ * subnormals and 0 below -708.4, NaN stays NaN), branch-free.
+ * Reduction x = k ln2 + r, |r| <= ln2/2, k = round(x / ln2) by the 1.5 * 2^52
+ * rounding trick, with the Cody-Waite two-part ln2 of fdlibm's e_exp.c (k ln2_hi
+ * is exact for |k| < 2^21); exp(r) = 1 + expm1(r), expm1(r) by its Taylor series
+ * to r^13 (truncation < 2^-57 relative on |r| <= ln2/2); then 2^k in two factors
+ * 2^(k/2) 2^(k - k/2), each a normal double, so results that round to a
+ * subnormal are rounded once, like libm's. Within 2 ulp of numpy.exp (tested in
+ * tests/test_market_simd.py).
+ * Reference: Muller, "Elementary Functions", 3rd ed., ch. 11 (range
+ * reduction); Sun Microsystems fdlibm 5.3, e_exp.c. */
+MK_INLINE mk_vd mk_exp(mk_vd x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double inv_ln2 = 1.44269504088896338700e+00, round_c = 6755399441055744.0;
+    mk_vd xc = mk_sel(x > 710.0, mk_b(710.0), x);
+    xc = mk_sel(xc < -746.0, mk_b(-746.0), xc);          /* NaN lanes: fixed below */
+    mk_vd bk = xc * inv_ln2 + round_c;                    /* mantissa holds round(x / ln2) */
+    mk_vd k = bk - round_c;
+    mk_vd r = (xc - k * ln2_hi) - k * ln2_lo;
+    const double c2 = 1.0 / 2, c3 = 1.0 / 6, c4 = 1.0 / 24, c5 = 1.0 / 120, c6 = 1.0 / 720,
+                 c7 = 1.0 / 5040, c8 = 1.0 / 40320, c9 = 1.0 / 362880, c10 = 1.0 / 3628800,
+                 c11 = 1.0 / 39916800, c12 = 1.0 / 479001600, c13 = 1.0 / 6227020800.0;
+    /* q = sum c_j r^(j-2) by Estrin's scheme (Knuth, TAOCP vol. 2, 4.6.4): depth 8
+     * operations instead of Horner's 22, so the exponentials of several years overlap */
+    mk_vd r2 = r * r;
+    mk_vd r4 = r2 * r2;
+    mk_vd a0 = c2 + c3 * r, a1 = c4 + c5 * r, a2 = c6 + c7 * r;
+    mk_vd a3 = c8 + c9 * r, a4 = c10 + c11 * r, a5 = c12 + c13 * r;
+    mk_vd b0 = a0 + a1 * r2, b1 = a2 + a3 * r2, b2 = a4 + a5 * r2;
+    mk_vd q = b0 + r4 * (b1 + r4 * b2);
+    mk_vd e = 1.0 + (r + r2 * q);
+    mk_vl kbits = (mk_vl)bk - (mk_vl)mk_b(round_c);      /* k, -1077 <= k <= 1025 */
+    mk_vl k1 = kbits >> 1;
+    mk_vd s1 = (mk_vd)((k1 + 1023) << 52);
+    mk_vd s2 = (mk_vd)((kbits - k1 + 1023) << 52);
+    mk_vd y = (e * s1) * s2;
+    return mk_sel(x != x, x, y);
+}
+
+/* 1 / sqrt(u) for u >= 1 (u = +inf gives 0, NaN stays NaN), without a division
+ * or square root: the bit-pattern first guess with the double-precision
+ * constant 0x5FE6EB50C7B537A9 (Lomont 2003, "Fast inverse square root";
+ * relative error < 3.5e-2), then four Newton-Raphson steps
+ * y <- y (3/2 - (u/2) y^2) for 1/y^2 - u = 0 (each takes the relative error e
+ * to about 1.5 e^2: 1.8e-3, 4.7e-6, 3.3e-11, then rounding), (u/2) y
+ * evaluated first so that y^2 never
+ * underflows. Within 2 ulp of 1 / numpy.sqrt(u) (tested).
+ * Reference: Muller, "Elementary Functions", 3rd ed., sec. 5.2 (Newton-Raphson
+ * iterations for the reciprocal square root). */
+MK_INLINE mk_vd mk_rsqrt(mk_vd u) {
+    mk_vd y = (mk_vd)((mk_vl)mk_b(0.0) + 0x5FE6EB50C7B537A9LL - ((mk_vl)u >> 1));
+    mk_vd h = 0.5 * u;
+    y = y * (1.5 - (h * y) * y);
+    y = y * (1.5 - (h * y) * y);
+    y = y * (1.5 - (h * y) * y);
+    y = y * (1.5 - (h * y) * y);
+    return mk_sel(u == __builtin_inf(), mk_b(0.0), y);
+}
+
+/* log(x), every double x (0 gives -inf, negative or NaN gives NaN, +inf stays
+ * +inf, subnormals are scaled by 2^54 first), branch-free. The method and
+ * constants of fdlibm's e_log.c: x = 2^k m with sqrt(2)/2 <= m < sqrt(2),
+ * f = m - 1, s = f / (2 + f), log(1 + f) = f - hfsq + s (hfsq + R(s^2)) with
+ * hfsq = f^2 / 2 and R fdlibm's minimax polynomial Lg1..Lg7 (|error| < 2^-58.45),
+ * and ln2 split in two parts as in mk_exp. Within 2 ulp of numpy.log (tested).
+ * Reference: Sun Microsystems fdlibm 5.3, e_log.c; Muller, "Elementary
+ * Functions", 3rd ed., ch. 11. */
+MK_INLINE mk_vd mk_log(mk_vd x) {
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
+                 Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
+                 Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                 Lg7 = 1.479819860511658591e-01;
+    mk_vl sub = x < 2.2250738585072014e-308;              /* subnormal (or <= 0, NaN: fixed below) */
+    mk_vd xs = mk_sel(sub, x * 18014398509481984.0, x);    /* 2^54 */
+    mk_vl bits = (mk_vl)xs;
+    mk_vl k = (bits >> 52) - 1023 - (sub & 54);
+    mk_vl mbits = (bits & 0x000FFFFFFFFFFFFFLL) | 0x3FF0000000000000LL;   /* m in [1, 2) */
+    mk_vl big = mbits > 0x3FF6A09E667F3BCCLL;              /* m > sqrt(2): halve it */
+    mbits = mbits - (big & 0x0010000000000000LL);
+    k = k - big;                                           /* big is -1 where true */
+    mk_vd f = (mk_vd)mbits - 1.0;
+    mk_vd dk = __builtin_convertvector(k, mk_vd);
+    mk_vd s = f / (2.0 + f);
+    mk_vd z = s * s;
+    mk_vd w = z * z;
+    mk_vd t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+    mk_vd t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    mk_vd R = t2 + t1;
+    mk_vd hfsq = 0.5 * f * f;
+    mk_vd y = dk * ln2_hi - ((hfsq - (s * (hfsq + R) + dk * ln2_lo)) - f);
+    y = mk_sel(x == __builtin_inf(), x, y);
+    y = mk_sel(x == 0.0, mk_b(-__builtin_inf()), y);
+    return mk_sel((x < 0.0) | (x != x), mk_b(__builtin_nan("")), y);
+}
+
+/* q^y for q > 0 as exp(y log q) (mk_exp, mk_log); y = 0 gives 1. The relative
+ * error is that of the two functions plus |y log q| 2^-53 from rounding the
+ * product (Muller, "Elementary Functions", 3rd ed., sec. 2.2); tested against
+ * numpy.power within that bound. */
+MK_INLINE mk_vd mk_pow_pos(mk_vd q, double y) {
+    if (y == 0.0) return mk_b(1.0);
+    return mk_exp(y * mk_log(q));
+}
+
+/* Columns 0 .. MK_N_IN-1 of the MK_W rows rp[0 .. MK_W-1] as MK_N_IN vectors: one
+ * MK_W-double load per row and block and an MK_W x MK_W transpose in registers
+ * (the shuffles of rf_load_cols in roofline_simd_body.h) instead of one load
+ * per value; the last block starts at MK_N_IN - MK_W and overlaps the one
+ * before it. */
+MK_INLINE void mk_load_inputs(const double* const* rp, mk_vd* col) {
+    for (int c0 = 0; c0 < MK_N_IN; c0 += MK_W) {
+        int c = c0 + MK_W <= MK_N_IN ? c0 : MK_N_IN - MK_W;
+        mk_vd r[MK_W];
+        for (int l = 0; l < MK_W; l++) memcpy(&r[l], rp[l] + c, sizeof(mk_vd));
+#if MK_W == 4
+        mk_vd t0 = __builtin_shuffle(r[0], r[1], (mk_vl){0, 4, 2, 6});
+        mk_vd t1 = __builtin_shuffle(r[0], r[1], (mk_vl){1, 5, 3, 7});
+        mk_vd t2 = __builtin_shuffle(r[2], r[3], (mk_vl){0, 4, 2, 6});
+        mk_vd t3 = __builtin_shuffle(r[2], r[3], (mk_vl){1, 5, 3, 7});
+        col[c + 0] = __builtin_shuffle(t0, t2, (mk_vl){0, 1, 4, 5});
+        col[c + 1] = __builtin_shuffle(t1, t3, (mk_vl){0, 1, 4, 5});
+        col[c + 2] = __builtin_shuffle(t0, t2, (mk_vl){2, 3, 6, 7});
+        col[c + 3] = __builtin_shuffle(t1, t3, (mk_vl){2, 3, 6, 7});
+#else
+        mk_vd t[8], u[8];
+        for (int k = 0; k < 8; k += 2) {      /* pairs of rows: even and odd columns */
+            t[k] = __builtin_shuffle(r[k], r[k + 1], (mk_vl){0, 8, 2, 10, 4, 12, 6, 14});
+            t[k + 1] = __builtin_shuffle(r[k], r[k + 1], (mk_vl){1, 9, 3, 11, 5, 13, 7, 15});
+        }
+        for (int k = 0; k < 8; k += 4) {      /* quads of rows */
+            u[k] = __builtin_shuffle(t[k], t[k + 2], (mk_vl){0, 1, 8, 9, 4, 5, 12, 13});
+            u[k + 1] = __builtin_shuffle(t[k], t[k + 2], (mk_vl){2, 3, 10, 11, 6, 7, 14, 15});
+            u[k + 2] = __builtin_shuffle(t[k + 1], t[k + 3], (mk_vl){0, 1, 8, 9, 4, 5, 12, 13});
+            u[k + 3] = __builtin_shuffle(t[k + 1], t[k + 3], (mk_vl){2, 3, 10, 11, 6, 7, 14, 15});
+        }
+        /* u[0..3] hold rows 0-3 of columns (0,4), (2,6), (1,5), (3,7); u[4..7] rows 4-7 */
+        static const int col_of[4] = {0, 2, 1, 3};
+        for (int k = 0; k < 4; k++) {
+            col[c + col_of[k]] = __builtin_shuffle(u[k], u[k + 4], (mk_vl){0, 1, 2, 3, 8, 9, 10, 11});
+            col[c + col_of[k] + 4] = __builtin_shuffle(u[k], u[k + 4], (mk_vl){4, 5, 6, 7, 12, 13, 14, 15});
+        }
+#endif
+    }
+}
+
+/* Every output of MK_W draws (rows rp) for all T years; output k of year t of
+ * lane l goes to o[(k T + t) stride + l]. The operations and their order are
+ * those of _draw in numba_kernel.py and of reference.py. */
+MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double* o,
+                       int64_t stride) {
+    const double S_YEAR = 31557600.0, S_DAY = 86400.0, J_KWH = 3.6e6;
+    mk_vd in[MK_N_IN];
+    mk_load_inputs(rp, in);
+    mk_vd D0 = in[0], g1 = in[1], gdec = in[2], P0 = in[3];
+    mk_vd p1 = in[4], pdec = in[5], eps = in[6];
+    mk_vd rs_max = in[7], rs_mid = in[8], rs_k = in[9], rm = in[10];
+    mk_vd as_max = in[11], as_mid = in[12], as_k = in[13], ac = in[14];
+    mk_vd eff = in[15], util = in[16], sw = in[17], hw = in[18];
+    mk_vd p2a = in[19], oth0 = in[20], othg = in[21];
+    mk_vd runs0 = in[22], runsg = in[23], cpr0 = in[24], cprg = in[25];
+    mk_vd cdec = in[26], ptm = in[27], tutil = in[28], pfac = in[29];
+    mk_vd life = in[30], gprior = in[31], pue = in[32], elec = in[33];
+    mk_vd ceiling = in[42], sdec = in[43], mk = in[44];
+    mk_vd keep = 1.0 - 1.0 / life;
+    mk_vd inv_ceiling = 1.0 / ceiling;
+    double y0 = yp[0];
+    mk_vd er = mk_exp(-rs_k * (y0 - rs_mid));
+    mk_vd er_step = mk_exp(-rs_k);
+    mk_vd ea = mk_exp(-as_k * (y0 - as_mid));
+    mk_vd ea_step = mk_exp(-as_k);
+    mk_vd mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0));
+    mk_vd inv_mix0 = 1.0 / mix0;
+    mk_vd inv_life_s = 1.0 / (life * S_YEAR);
+    mk_vd inv_s_tutil = 1.0 / (S_YEAR * tutil);
+    mk_vd energy_cost = pue * elec * (1.0 / J_KWH);
+    mk_vd tps_per_day = p2a * (1.0 / S_DAY);
+    double inv_tpr = T > 1 ? 1.0 / (T - 1) : 0.0;
+    mk_vd w0 = in[34], w1 = in[36], w2 = in[38], w3 = in[40];
+    mk_vd r0 = mk_pow_pos(in[35] / w0, inv_tpr);
+    mk_vd r1 = mk_pow_pos(in[37] / w1, inv_tpr);
+    mk_vd r2 = mk_pow_pos(in[39] / w2, inv_tpr);
+    mk_vd r3 = mk_pow_pos(in[41] / w3, inv_tpr);
+    mk_vd lam = mk_log(p1);
+    mk_vd B = mk_b(1.0), Lam = mk_b(0.0);
+    mk_vd gstep = g1 - 1.0;
+    mk_vd swf = mk_b(1.0), hwf = mk_b(1.0);
+    mk_vd sstep = sw - 1.0;
+    mk_vd oth = oth0 * yp[2];
+    mk_vd train = runs0 * cpr0 * ptm;
+    mk_vd cstep = cprg - 1.0;
+    mk_vd cap_inf = mk_b(0.0), cap_tr = mk_b(0.0), chips = mk_b(0.0), power_w = mk_b(0.0);
+    const mk_vd zero = mk_b(0.0);
+    /* Years in chunks of MK_TCH, each in two passes: the first evaluates what does
+     * not depend on the installed fleet (demand, price, cost, needs: independent
+     * across years but for cheap products, so the exponentials of several years
+     * overlap), the second the fleet recursion and the outputs that depend on it.
+     * Every value is the same expression as in the one-pass scalar twins. */
+    enum { MK_TCH = 16 };
+    mk_vd s_tok[MK_TCH], s_cinf[MK_TCH], s_ctr[MK_TCH], s_invf[MK_TCH], s_cp[MK_TCH];
+    mk_vd s_price[MK_TCH], s_w0[MK_TCH], s_w1[MK_TCH], s_w2[MK_TCH], s_w3[MK_TCH];
+    for (int t0 = 0; t0 < T; t0 += MK_TCH) {
+        int t1 = T - t0 < MK_TCH ? T : t0 + MK_TCH;
+        for (int t = t0; t < t1; t++) {
+            const double* row = yp + t * MK_N_YP;
+            int c = t - t0;
+            if (t > 0) {
+                B = B * (1.0 + gstep);
+                gstep = gstep * gdec;
+                Lam = Lam + lam;
+                lam = lam * pdec;
+                er = er * er_step;
+                ea = ea * ea_step;
+                swf = swf * (1.0 + sstep);
+                sstep = sstep * sdec;
+                oth = oth * othg;
+                train = train * runsg * (1.0 + cstep);
+                cstep = cstep * cdec;
+                w0 = w0 * r0;
+                w1 = w1 * r1;
+                w2 = w2 * r2;
+                w3 = w3 * r3;
+                if (row[5] > yp[(t - 1) * MK_N_YP + 5]) hwf = hwf * hw;   /* same for every lane */
+            }
+            mk_vd mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0));
+            mk_vd theta = row[1] * hwf * eff * util * swf;
+            mk_vd inv_theta = 1.0 / theta;
+            mk_vd flops = row[2] * hwf;
+            mk_vd inv_flops = 1.0 / flops;
+            mk_vd chip_price = row[3] * pfac;
+            double watts = row[4];
+            mk_vd cost_s = chip_price * inv_life_s + watts * energy_cost;
+            mk_vd cost_mtok = cost_s * p2a * inv_theta * 1e6;
+            mk_vd price = P0 * mk_exp(-Lam);
+            mk_vd cap_price = mk * cost_mtok;
+            price = mk_sel(cap_price < price, cap_price, price);
+            mk_vd tokens_day = D0 * B * mk_exp(eps * Lam) * (mix * inv_mix0);
+            mk_vd chips_llm = tokens_day * tps_per_day * inv_theta;
+            s_cinf[c] = chips_llm * flops + oth;
+            s_ctr[c] = train * inv_s_tutil;
+            s_tok[c] = tokens_day;
+            s_invf[c] = inv_flops;
+            s_cp[c] = chip_price;
+            s_price[c] = price;
+            s_w0[c] = w0;
+            s_w1[c] = w1;
+            s_w2[c] = w2;
+            s_w3[c] = w3;
+            memcpy(o + ((int64_t)1 * T + t) * stride, &price, sizeof(mk_vd));
+            memcpy(o + ((int64_t)2 * T + t) * stride, &cost_mtok, sizeof(mk_vd));
+        }
+        for (int t = t0; t < t1; t++) {
+            int c = t - t0;
+            double watts = yp[t * MK_N_YP + 4];
+            mk_vd c_inf = s_cinf[c], c_tr = s_ctr[c], inv_flops = s_invf[c], chip_price = s_cp[c];
+            if (t == 0) {
+                cap_inf = c_inf / gprior;
+                cap_tr = c_tr / gprior;
+                chips = (cap_inf + cap_tr) * inv_flops;
+                power_w = chips * watts;
+            }
+            mk_vd ret_inf = cap_inf * keep;
+            mk_vd ret_tr = cap_tr * keep;
+            mk_vd d_inf = c_inf - ret_inf, d_tr = c_tr - ret_tr;
+            mk_vd want_inf = mk_sel(d_inf > 0.0, d_inf, zero);
+            mk_vd want_tr = mk_sel(d_tr > 0.0, d_tr, zero);
+            mk_vd xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling;
+            mk_vd f = mk_rsqrt(1.0 + xr * xr);
+            mk_vd new_inf = want_inf * f;
+            mk_vd new_tr = want_tr * f;
+            cap_inf = ret_inf + new_inf;
+            cap_tr = ret_tr + new_tr;
+            mk_vd use_inf = mk_sel(c_inf < cap_inf, c_inf, cap_inf);
+            mk_vd use_tr = mk_sel(c_tr < cap_tr, c_tr, cap_tr);
+            mk_vd bought_inf = new_inf * inv_flops;
+            mk_vd bought_tr = new_tr * inv_flops;
+            mk_vd shipped = bought_inf + bought_tr;
+            mk_vd spend_inf = bought_inf * chip_price;
+            mk_vd spend_tr = bought_tr * chip_price;
+            mk_vd spend = spend_inf + spend_tr;
+            chips = chips * keep + shipped;
+            power_w = power_w * keep + shipped * watts;
+            mk_vd served = s_tok[c] * (use_inf / c_inf);
+            mk_vd spend_per_w = spend / (s_w0[c] + s_w1[c] + s_w2[c] + s_w3[c]);
+            mk_vd v[MK_N_OUT];
+            v[0] = served;
+            v[3] = served * 365.25 * s_price[c] * 1e-6;
+            v[4] = use_inf;
+            v[5] = use_tr * (S_YEAR * tutil);
+            v[6] = use_inf / (use_inf + use_tr);
+            v[7] = chips;
+            v[8] = shipped;
+            v[9] = power_w * pue * 1e-9;
+            v[10] = spend_inf;
+            v[11] = spend_tr;
+            v[12] = spend;
+            v[13] = spend_inf / spend;
+            v[14] = s_w0[c] * spend_per_w;
+            v[15] = s_w1[c] * spend_per_w;
+            v[16] = s_w2[c] * spend_per_w;
+            v[17] = s_w3[c] * spend_per_w;
+            for (int k = 0; k < MK_N_OUT; k++)
+                if (k != 1 && k != 2)
+                    memcpy(o + ((int64_t)k * T + t) * stride, &v[k], sizeof(mk_vd));
+        }
+    }
+}
+
+/* Draws 0 .. n-1 of x into o[(k T + t) stride + i]; the last vector's padding
+ * lanes repeat draw n-1 and are written up to n rounded up to MK_W <= stride. */
+static void mk_block_isa(const double* x, int64_t n, const double* yp, int T, double* o,
+                         int64_t stride) {
+    for (int64_t i = 0; i < n; i += MK_W) {
+        const double* rp[MK_W];
+        for (int l = 0; l < MK_W; l++) rp[l] = x + (i + l < n ? i + l : n - 1) * MK_N_IN;
+        mk_eval(rp, yp, T, o + i, stride);
+    }
+}
+
+/* mk_exp, mk_rsqrt, mk_log and mk_pow_pos over an array (tests compare them
+ * with NumPy); a short tail is padded with the first element. */
+#define MK_ARRAY_FN(name, expr)                                                     \
+    static void name(const double* x, double* y, int64_t n, double p) {            \
+        (void)p;                                                                    \
+        for (int64_t i = 0; i < n; i += MK_W) {                                     \
+            double buf[MK_W];                                                       \
+            int m = (int)(n - i < MK_W ? n - i : MK_W);                             \
+            for (int l = 0; l < MK_W; l++) buf[l] = x[i + (l < m ? l : 0)];         \
+            mk_vd v;                                                                \
+            memcpy(&v, buf, sizeof v);                                              \
+            v = expr;                                                               \
+            memcpy(buf, &v, sizeof v);                                              \
+            for (int l = 0; l < m; l++) y[i + l] = buf[l];                          \
+        }                                                                           \
+    }
+MK_ARRAY_FN(mk_exp_array_isa, mk_exp(v))
+MK_ARRAY_FN(mk_rsqrt_array_isa, mk_rsqrt(v))
+MK_ARRAY_FN(mk_log_array_isa, mk_log(v))
+MK_ARRAY_FN(mk_pow_array_isa, mk_pow_pos(v, p))
+#undef MK_ARRAY_FN
+
+#undef mk_vd
+#undef mk_vl
+#undef mk_b
+#undef mk_sel
+#undef mk_exp
+#undef mk_rsqrt
+#undef mk_log
+#undef mk_pow_pos
+#undef mk_load_inputs
+#undef mk_log_array_isa
+#undef mk_pow_array_isa
+#undef mk_eval
+#undef mk_block_isa
+#undef mk_exp_array_isa
+#undef mk_rsqrt_array_isa
+#undef MK_F
+#undef MK_F2
+#undef MK_F3
