@@ -22,25 +22,24 @@ import numpy as np
 cimport cython
 from cython.parallel cimport prange
 from libc.math cimport isfinite
-from libc.stdint cimport uint64_t, int64_t, uint16_t
+from libc.stdint cimport uint64_t, int64_t, int32_t, uint16_t
 from libc.stdlib cimport malloc, free
 
 DEF N_IN = 45
 DEF N_OUT = 18
 DEF N_YP = 6
 # draws per sub-batch of the fused kernel (series-major buffer stays in L2; see numba_kernel._SUB);
-# bin indices first (vectorised), then sums and counts, four series at a time (same split as numba)
+# bin indices first (vectorised, mk_bins), then sums and counts, four series at a time (same split as numba)
 DEF SUB = 128
 # draws per call of the C kernel in market_values (per thread chunk)
 DEF VCHUNK = 256
 
-cdef int HIST_MANTISSA_BITS = 7
-cdef int64_t KLO = (1023 - 128) << 7
-cdef int64_t KHI = (1023 + 128) << 7
-cdef int64_t HALF = KHI - KLO
-cdef int64_t ZERO = HALF
-cdef int SHIFT = 52 - 7
-cdef uint64_t ABS_MASK = 0x7FFFFFFFFFFFFFFFULL
+# the histogram layout (engine/market/kernels/layout.py) as compiled into the C kernel
+cdef extern from "market_simd.h":
+    enum:
+        HALF "MK_HIST_HALF"
+        ZERO "MK_HIST_ZERO"
+        HIST_BINS "MK_HIST_BINS"
 
 _INPUT_NAMES = (
     "tokens_per_day_base", "demand_growth_initial", "demand_growth_decay", "price_per_mtok_base",
@@ -67,13 +66,14 @@ _OUTPUT_NAMES = (
 
 def layout():
     """(input names, year-parameter names, output names, histogram bins) of this build."""
-    return _INPUT_NAMES, _YEAR_PARAM_NAMES, _OUTPUT_NAMES, int(2 * HALF + 1)
+    return _INPUT_NAMES, _YEAR_PARAM_NAMES, _OUTPUT_NAMES, int(HIST_BINS)
 
 
 cdef extern from "market_simd.h" nogil:
     const char* mk_isa_name()
     void mk_block(const double* x, int64_t n, const double* yp, int T, double* o, int64_t stride)
     int mk_values(const double* x, int64_t n, const double* yp, int T, double* out)
+    int64_t mk_bins(const double* v, int64_t n, int32_t* idx, int64_t* lo, int64_t* hi)
     void mk_math_array(int which, const double* x, double* y, int64_t n, double p)
 
 
@@ -141,7 +141,7 @@ ctypedef fused count_t:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline void _count(count_t* h, const int64_t* idx, Py_ssize_t mn) noexcept nogil:
+cdef inline void _count(count_t* h, const int32_t* idx, Py_ssize_t mn) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(mn):
         h[idx[i]] += 1
@@ -161,7 +161,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
     cdef Py_ssize_t n = x.shape[0], i
     cdef int T = yp.shape[0]
     cdef Py_ssize_t ns = N_OUT * T, s, ne = ev_series.shape[0], e
-    if hist.shape[0] != ns or hist.shape[1] != 2 * HALF + 1 or sums.shape[0] != ns or \
+    if hist.shape[0] != ns or hist.shape[1] != HIST_BINS or sums.shape[0] != ns or \
             nonfinite.shape[0] != ns or clamped.shape[0] != ns or span.shape[0] != ns or span.shape[1] != 2:
         raise ValueError("accumulator shapes do not match the number of series")
     if ev_op.shape[0] != ne or ev_threshold.shape[0] != ne or ev_count.shape[0] != ne:
@@ -170,7 +170,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
         if ev_series[e] < 0 or ev_series[e] >= ns:
             raise ValueError(f"event series index {ev_series[e]} out of range")
     cdef double* buf = <double*> malloc(ns * SUB * sizeof(double))
-    cdef int64_t* idx = <int64_t*> malloc(ns * SUB * sizeof(int64_t))
+    cdef int32_t* idx = <int32_t*> malloc(ns * SUB * sizeof(int32_t))
     cdef int64_t* nrare = <int64_t*> malloc(ns * sizeof(int64_t))
     cdef char* bad = <char*> malloc(SUB * sizeof(char))
     if buf == NULL or bad == NULL or idx == NULL or nrare == NULL:
@@ -179,8 +179,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
         free(nrare)
         free(bad)
         raise MemoryError()
-    cdef uint64_t bits
-    cdef int64_t key, m, c, j, rare, lo, hi
+    cdef int64_t c, j, rare, lo, hi
     cdef double v, acc, thr, a0, a1, a2, a3
     cdef int64_t bad_draws = 0
     cdef Py_ssize_t start, mn, mnp, off, o0, o1, o2, o3
@@ -196,23 +195,13 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
             mk_block(&x[start, 0], mn, &yp[0, 0], T, buf, mnp)
             for i in range(mn):
                 bad[i] = 0
-            # bin indices, one series at a time (no loop-carried dependency); counts values
+            # bin indices, one series at a time, vectorised in C (mk_bins); counts values
             # that are clamped, inf or NaN (exponent field >= that of 2^HIST_EXP_MAX)
             for s in range(ns):
                 off = s * mnp
-                rare = 0
                 lo = span[s, 0]
                 hi = span[s, 1]
-                for i in range(mn):
-                    bits = (<uint64_t*> &buf[off + i])[0]
-                    key = <int64_t> ((bits & ABS_MASK) >> SHIFT)
-                    m = key - KLO
-                    j = ZERO - 1 - m if (bits >> 63) else ZERO + 1 + m
-                    j = ZERO if key < KLO else j
-                    idx[off + i] = j
-                    lo = j if j < lo else lo
-                    hi = j if j > hi else hi
-                    rare += m >= HALF
+                rare = mk_bins(buf + off, mn, idx + off, &lo, &hi)
                 nrare[s] = rare
                 if rare == 0:
                     span[s, 0] = lo

@@ -42,6 +42,14 @@
 #include <string.h>
 
 enum { MK_N_IN = 45, MK_N_OUT = 18, MK_N_YP = 6, MK_MAX_W = 8 };
+/* streaming histogram layout (engine/market/kernels/layout.py) */
+enum {
+    MK_HIST_MANTISSA_BITS = 7, MK_HIST_SHIFT = 52 - MK_HIST_MANTISSA_BITS,
+    MK_HIST_KEY_LO = (1023 - 128) << MK_HIST_MANTISSA_BITS,
+    MK_HIST_KEY_HI = (1023 + 128) << MK_HIST_MANTISSA_BITS,
+    MK_HIST_HALF = MK_HIST_KEY_HI - MK_HIST_KEY_LO, MK_HIST_ZERO = MK_HIST_HALF,
+    MK_HIST_BINS = 2 * MK_HIST_HALF + 1
+};
 
 #define MK_INLINE static inline __attribute__((always_inline))
 
@@ -127,6 +135,16 @@ static void mk_block(const double* x, int64_t n, const double* yp, int T, double
     if (k == 1) { mk_block_isa_avx2(x, n, yp, T, o, stride); return; }
 #endif
     mk_block_isa_base(x, n, yp, T, o, stride);
+}
+
+/* Histogram bins of one series' values (mk_bins_isa) on the copy mk_block runs. */
+static int64_t mk_bins(const double* v, int64_t n, int32_t* idx, int64_t* lo, int64_t* hi) {
+#if MK_HAS_CLONES
+    int k = mk_isa_cached();
+    if (k == 2) return mk_bins_isa_v4(v, n, idx, lo, hi);
+    if (k == 1) return mk_bins_isa_avx2(v, n, idx, lo, hi);
+#endif
+    return mk_bins_isa_base(v, n, idx, lo, hi);
 }
 
 /* Draws 0 .. n-1 into out[i, k, t] (shape (n, MK_N_OUT, T)), MK_MAX_W draws at a

@@ -20,6 +20,8 @@
 #define mk_vl MK_F(mk_vl)
 #define mk_b MK_F(mk_b)
 #define mk_sel MK_F(mk_sel)
+#define mk_seli MK_F(mk_seli)
+#define mk_bins_isa MK_F(mk_bins_isa)
 #define mk_exp MK_F(mk_exp)
 #define mk_rsqrt MK_F(mk_rsqrt)
 #define mk_log MK_F(mk_log)
@@ -43,6 +45,7 @@ MK_INLINE mk_vd mk_b(double c) {
 MK_INLINE mk_vd mk_sel(mk_vl m, mk_vd a, mk_vd b) {
     return (mk_vd)(((mk_vl)a & m) | ((mk_vl)b & ~m));
 }
+MK_INLINE mk_vl mk_seli(mk_vl m, mk_vl a, mk_vl b) { return (a & m) | (b & ~m); }
 
 /* exp(x), every double x (overflow to +inf above 709.78, gradual underflow to
  * subnormals and 0 below -708.4, NaN stays NaN), branch-free.
@@ -363,6 +366,37 @@ static void mk_block_isa(const double* x, int64_t n, const double* yp, int T, do
     }
 }
 
+/* Histogram bins of v[0 .. n-1] (the layout of engine/market/kernels/layout.py:
+ * the exponent and top MK_HIST_MANTISSA_BITS mantissa bits of |v|, mirrored for
+ * negative values, magnitudes below 2^HIST_EXP_MIN in the zero bin) into idx.
+ * Widens [*lo, *hi] to the bins seen and returns how many values are clamped, inf
+ * or NaN (exponent field >= that of 2^HIST_EXP_MAX: their bins are out of range and
+ * the caller takes the exact path). Written as a scalar loop of integer operations
+ * with min / max reductions, which GCC vectorises for each copy's instruction set
+ * (explicit vector selects compiled to three-operation chains on lo / hi); integer
+ * arithmetic, so every copy gives the same result. The bin is
+ * ZERO + s(1 + max(m, -1)) with m = key - KEY_LO and s the sign, s(a) = (a ^ s) - s. */
+static int64_t mk_bins_isa(const double* restrict v, int64_t n, int32_t* restrict idx, int64_t* lo_io,
+                           int64_t* hi_io) {
+    int64_t lo = *lo_io, hi = *hi_io, rare = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t bits;
+        memcpy(&bits, v + i, sizeof bits);
+        int64_t key = (bits & 0x7FFFFFFFFFFFFFFFLL) >> MK_HIST_SHIFT;
+        int64_t m = key - MK_HIST_KEY_LO;
+        int64_t sgn = bits >> 63;                      /* 0 or -1 */
+        int64_t mm = m < -1 ? -1 : m;                  /* below the range: the zero bin */
+        int64_t j = MK_HIST_ZERO + (((1 + mm) ^ sgn) - sgn);
+        idx[i] = (int32_t)j;
+        lo = j < lo ? j : lo;
+        hi = j > hi ? j : hi;
+        rare += m >= MK_HIST_HALF;
+    }
+    *lo_io = lo;
+    *hi_io = hi;
+    return rare;
+}
+
 /* mk_exp, mk_rsqrt, mk_log and mk_pow_pos over an array (tests compare them
  * with NumPy); a short tail is padded with the first element. */
 #define MK_ARRAY_FN(name, expr)                                                     \
@@ -389,6 +423,8 @@ MK_ARRAY_FN(mk_pow_array_isa, mk_pow_pos(v, p))
 #undef mk_vl
 #undef mk_b
 #undef mk_sel
+#undef mk_seli
+#undef mk_bins_isa
 #undef mk_exp
 #undef mk_rsqrt
 #undef mk_log
