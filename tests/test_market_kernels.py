@@ -201,6 +201,10 @@ def test_hist_quantiles_equal_naive_definition(seed, n, scale):
     hist[2, [0, L.HIST_ZERO, L.HIST_BINS - 1]] = [1, 2, 3]
     probs = [0.0, 1e-9, 0.05, 0.25, 0.5, 0.75, 0.95, 1 - 1e-9, 1.0]
     assert np.array_equal(hist_quantiles(hist, probs), _hist_quantiles_naive(hist, probs), equal_nan=True)
+    # restricted to each row's occupied span (what the driver passes): the same quantiles
+    span = np.array([[np.flatnonzero(r).min(), np.flatnonzero(r).max()] if r.any() else [L.HIST_BINS, -1]
+                     for r in hist], np.int64)
+    assert np.array_equal(hist_quantiles(hist, probs, span=span), hist_quantiles(hist, probs), equal_nan=True)
 
 
 @pytest.mark.parametrize("backend", ["numpy"] + COMPILED)

@@ -215,7 +215,7 @@ class Simulation:
         finite = self.n_draws - self.acc.nonfinite
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(finite > 0, self.sums() / np.maximum(finite, 1), np.nan)
-        q = hist_quantiles(self.acc.hist, probs)
+        q = hist_quantiles(self.acc.hist, probs, span=self.acc.span)
         evp = {}
         for e, cnt, s in zip(self.events, self.acc.ev_count, self.ev_series):
             denom = finite[s]
