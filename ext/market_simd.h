@@ -50,6 +50,7 @@ enum {
     MK_HIST_HALF = MK_HIST_KEY_HI - MK_HIST_KEY_LO, MK_HIST_ZERO = MK_HIST_HALF,
     MK_HIST_BINS = 2 * MK_HIST_HALF + 1
 };
+_Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each value only");
 
 #define MK_INLINE static inline __attribute__((always_inline))
 

@@ -378,16 +378,19 @@ static void mk_block_isa(const double* x, int64_t n, const double* yp, int T, do
  * ZERO + s(1 + max(m, -1)) with m = key - KEY_LO and s the sign, s(a) = (a ^ s) - s. */
 static int64_t mk_bins_isa(const double* restrict v, int64_t n, int32_t* restrict idx, int64_t* lo_io,
                            int64_t* hi_io) {
-    int64_t lo = *lo_io, hi = *hi_io, rare = 0;
+    /* the bin depends only on the high 32 bits of the double (MK_HIST_SHIFT >= 32), so
+     * the arithmetic is on int32: twice the lanes per vector of 64-bit integers */
+    int32_t lo = (int32_t)*lo_io, hi = (int32_t)*hi_io, rare = 0;
     for (int64_t i = 0; i < n; i++) {
-        int64_t bits;
+        uint64_t bits;
         memcpy(&bits, v + i, sizeof bits);
-        int64_t key = (bits & 0x7FFFFFFFFFFFFFFFLL) >> MK_HIST_SHIFT;
-        int64_t m = key - MK_HIST_KEY_LO;
-        int64_t sgn = bits >> 63;                      /* 0 or -1 */
-        int64_t mm = m < -1 ? -1 : m;                  /* below the range: the zero bin */
-        int64_t j = MK_HIST_ZERO + (((1 + mm) ^ sgn) - sgn);
-        idx[i] = (int32_t)j;
+        int32_t top = (int32_t)(uint32_t)(bits >> 32);
+        int32_t key = (top & 0x7FFFFFFF) >> (MK_HIST_SHIFT - 32);
+        int32_t m = key - MK_HIST_KEY_LO;
+        int32_t sgn = top >> 31;                       /* 0 or -1 */
+        int32_t mm = m < -1 ? -1 : m;                  /* below the range: the zero bin */
+        int32_t j = MK_HIST_ZERO + (((1 + mm) ^ sgn) - sgn);
+        idx[i] = j;
         lo = j < lo ? j : lo;
         hi = j > hi ? j : hi;
         rare += m >= MK_HIST_HALF;
