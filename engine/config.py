@@ -23,6 +23,11 @@ def config_info() -> dict:
     info["cython_openmp"] = bool(cy.openmp_enabled()) if cy is not None else False
     info["cython_max_threads"] = int(cy.max_threads()) if cy is not None else 0
     info["cython_simd_kernel"] = cy.simd_isa() if cy is not None else None
+    try:
+        from ._ext import _market
+        info["cython_market_simd_kernel"] = _market.simd_isa()
+    except ImportError:
+        info["cython_market_simd_kernel"] = None
     nb = dispatch._numba_module()
     if nb is not None:
         import numba
