@@ -128,7 +128,7 @@ def market_values(const double[:, ::1] x, const double[:, ::1] yp, double[:, :, 
     for c in prange(nchunks, nogil=True, num_threads=n_threads, schedule="static"):
         if mk_values(&x[c * VCHUNK, 0], min(VCHUNK, n - c * VCHUNK), &yp[0, 0], T,
                      &out[c * VCHUNK, 0, 0]) != 0:
-            failed = 1
+            failed += 1     # a reduction: a failure in any thread is seen (``= 1`` is lastprivate)
     if failed:
         raise MemoryError()
     return np.asarray(out)

@@ -272,3 +272,21 @@ def test_no_base_year_purchases_gives_nan_spend_share_only(backend):
         mask[share, 0] = False
         assert np.all(np.isfinite(out[r][mask]))
     assert out[2, total, 0] > 0 and np.all(np.isfinite(out[2]))
+
+
+def test_histogram_memory_is_private_to_a_forked_child():
+    """Counts a forked child adds never reach the parent's histograms (the anonymous
+    maps are private, copy-on-write)."""
+    import os
+    from engine.market.summaries import _zeros_small_pages
+    h = _zeros_small_pages((3, 1000), np.int64)
+    h[1, 5] = 2
+    pid = os.fork()
+    if pid == 0:                                   # child: write and leave at once
+        h[1, 5] += 7
+        h[2, 9] = 1
+        os._exit(0 if h[1, 5] == 9 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert h[1, 5] == 2 and h[2, 9] == 0 and h.sum() == 2
+
