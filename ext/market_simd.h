@@ -36,6 +36,12 @@
 #ifndef INFERCAST_MARKET_SIMD_H
 #define INFERCAST_MARKET_SIMD_H
 
+/* GCC vector extensions (__builtin_shuffle, __builtin_convertvector) need GCC 9+;
+ * clang spells the shuffle differently. Fail early with a clear message. */
+#if !defined(__GNUC__) || defined(__clang__) || __GNUC__ < 9
+#error "infercast's C kernels need GCC 9 or newer (GCC vector extensions); build with CC=gcc"
+#endif
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -163,8 +163,9 @@ def _check_out(out: KernelOutput, n: int, offset: int, inputs: dict):
     for i, (name, a) in enumerate(outs):
         for other, b in outs[i + 1:] + list(inputs.items()):
             if np.may_share_memory(a, b):
-                raise ValueError(f"{name} overlaps {other}: output buffers must not share "
-                                 "memory with each other or with the inputs")
+                raise ValueError(f"{name} may overlap {other} (their memory ranges "
+                                 "intersect): output buffers must not share memory with each "
+                                 "other or with the inputs")
 
 
 def roofline(model_table, chip_table, dtype_bytes, *, model_idx, chip_idx, tp, pp, batch,
