@@ -120,7 +120,7 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
     from engine.market.summaries import Accumulator
     be = get_backend(backend)
     m = model
-    names = ("normals", "uniforms", "copula", "inverse transforms (compiled)", "truncated (NumPy/SciPy)",
+    names = ("normals", "uniforms", "copula", "inverse transforms (compiled)", "other inputs (NumPy/SciPy from_normal)",
              "kernel + summaries", "end to end")
 
     def loop(w, out):
