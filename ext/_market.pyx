@@ -70,7 +70,7 @@ def layout():
 
 
 cdef extern from "market_simd.h" nogil:
-    const char* mk_isa_name()
+    const char* infercast_isa_name()
     void mk_block(const double* x, int64_t n, const double* yp, int T, double* o, int64_t stride)
     int mk_values(const double* x, int64_t n, const double* yp, int T, double* out)
     int64_t mk_bins(const double* v, int64_t n, int32_t* idx, int64_t* lo, int64_t* hi)
@@ -79,7 +79,7 @@ cdef extern from "market_simd.h" nogil:
 
 def simd_isa():
     """Instruction set of the kernel copy this CPU runs (avx512, avx2 or baseline; see ext/market_simd.h)."""
-    return mk_isa_name().decode()
+    return infercast_isa_name().decode()
 
 
 _MATH = {"exp": 0, "rsqrt": 1, "log": 2, "pow": 3}

@@ -112,7 +112,7 @@ def openmp_enabled():
 
 def simd_isa():
     """Instruction set of the C kernel clone this CPU runs (avx512 = AVX-512 F/BW/CD/DQ/VL, avx2 or baseline)."""
-    return rf_isa_name().decode()
+    return infercast_isa_name().decode()
 
 
 def max_threads():
@@ -132,7 +132,7 @@ cdef extern from "roofline_simd.h" nogil:
         const signed char* w
         const signed char* kv
         const signed char* act
-    const char* rf_isa_name()
+    const char* infercast_isa_name()
     void rf_expm1_array(const double* x, double* y, long long n)
     void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
                  long long n, int loop_decode, double* of, long long ostride, signed char* ob,

@@ -36,11 +36,7 @@
 #ifndef INFERCAST_MARKET_SIMD_H
 #define INFERCAST_MARKET_SIMD_H
 
-/* GCC vector extensions (__builtin_shuffle, __builtin_convertvector) need GCC 9+;
- * clang spells the shuffle differently. Fail early with a clear message. */
-#if !defined(__GNUC__) || defined(__clang__) || __GNUC__ < 9
-#error "infercast's C kernels need GCC 9 or newer (GCC vector extensions); build with CC=gcc"
-#endif
+#include "simd_isa.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -69,8 +65,7 @@ _Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each valu
 #undef MK_W
 #undef MK_SFX
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(INFERCAST_NO_CLONES)
+#if INFERCAST_HAS_CLONES
 #define MK_HAS_CLONES 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
@@ -96,40 +91,6 @@ _Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each valu
 #define MK_HAS_CLONES 0
 #endif
 
-/* The copy this CPU runs (0 baseline, 1 AVX2, 2 AVX-512), or a lower one named
- * by INFERCAST_SIMD (avx2 or baseline; other values are ignored); cached. */
-static int mk_isa(void) {
-    int best = 0;
-#if MK_HAS_CLONES
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2"))
-        best = 2;
-    else if (__builtin_cpu_supports("avx2")) best = 1;
-#endif
-    const char* want = getenv("INFERCAST_SIMD");
-    if (want != NULL) {
-        if (strcmp(want, "baseline") == 0) return 0;
-        if (strcmp(want, "avx2") == 0 && best >= 1) return 1;
-    }
-    return best;
-}
-
-static int mk_isa_cached(void) {
-    static int isa = -1;                    /* benign race: every thread stores the same value */
-    int k = __atomic_load_n(&isa, __ATOMIC_RELAXED);
-    if (k < 0) {
-        k = mk_isa();
-        __atomic_store_n(&isa, k, __ATOMIC_RELAXED);
-    }
-    return k;
-}
-
-static const char* mk_isa_name(void) {
-    static const char* names[3] = {"baseline", "avx2", "avx512"};
-    return names[mk_isa_cached()];
-}
 
 /* Draws 0 .. n-1 (rows of x, MK_N_IN columns) into o[(k T + t) stride + i].
  * stride >= n rounded up to a multiple of MK_MAX_W: the last vector writes its
@@ -137,7 +98,7 @@ static const char* mk_isa_name(void) {
 static void mk_block(const double* x, int64_t n, const double* yp, int T, double* o,
                      int64_t stride) {
 #if MK_HAS_CLONES
-    int k = mk_isa_cached();
+    int k = infercast_isa();
     if (k == 2) { mk_block_isa_v4(x, n, yp, T, o, stride); return; }
     if (k == 1) { mk_block_isa_avx2(x, n, yp, T, o, stride); return; }
 #endif
@@ -147,7 +108,7 @@ static void mk_block(const double* x, int64_t n, const double* yp, int T, double
 /* Histogram bins of one series' values (mk_bins_isa) on the copy mk_block runs. */
 static int64_t mk_bins(const double* v, int64_t n, int32_t* idx, int64_t* lo, int64_t* hi) {
 #if MK_HAS_CLONES
-    int k = mk_isa_cached();
+    int k = infercast_isa();
     if (k == 2) return mk_bins_isa_v4(v, n, idx, lo, hi);
     if (k == 1) return mk_bins_isa_avx2(v, n, idx, lo, hi);
 #endif
@@ -190,7 +151,7 @@ static void mk_math_array(int which, const double* x, double* y, int64_t n, doub
                                         mk_log_array_isa_avx2, mk_pow_array_isa_avx2};
     static const mk_array_fn v4[4] = {mk_exp_array_isa_v4, mk_rsqrt_array_isa_v4,
                                       mk_log_array_isa_v4, mk_pow_array_isa_v4};
-    int k = mk_isa_cached();
+    int k = infercast_isa();
     fns = k == 2 ? v4 : k == 1 ? avx2 : base;
 #endif
     fns[which](x, y, n, p);

@@ -29,11 +29,7 @@
 #ifndef INFERCAST_ROOFLINE_SIMD_H
 #define INFERCAST_ROOFLINE_SIMD_H
 
-/* GCC vector extensions (__builtin_shuffle, __builtin_convertvector) need GCC 9+;
- * clang spells the shuffle differently. Fail early with a clear message. */
-#if !defined(__GNUC__) || defined(__clang__) || __GNUC__ < 9
-#error "infercast's C kernels need GCC 9 or newer (GCC vector extensions); build with CC=gcc"
-#endif
+#include "simd_isa.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -92,8 +88,7 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
 #undef RF_W
 #undef RF_SFX
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(INFERCAST_NO_CLONES)
+#if INFERCAST_HAS_CLONES
 #define RF_HAS_CLONES 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
@@ -125,43 +120,6 @@ typedef void (*rf_tile_fn)(const double*, const double*, const double*, const rf
                            int64_t, int, double*, int64_t, signed char*, unsigned char*,
                            long long*, int64_t);
 
-/* The instruction set this CPU runs: the best copy it supports, or a lower
- * one named by the environment variable INFERCAST_SIMD (avx2 or baseline;
- * for tests and benchmarks of the other copies; other values are ignored).
- * Read once, at the first kernel call or simd_isa(). */
-static int rf_isa(void) {
-    int best = 0;
-#if RF_HAS_CLONES
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("bmi2"))
-        best = 2;
-    else if (__builtin_cpu_supports("avx2")) best = 1;
-#endif
-    const char* want = getenv("INFERCAST_SIMD");
-    if (want != NULL) {
-        if (strcmp(want, "baseline") == 0) return 0;
-        if (strcmp(want, "avx2") == 0 && best >= 1) return 1;
-    }
-    return best;
-}
-
-/* Copy of the kernel for this CPU (0 baseline, 1 AVX2, 2 AVX-512), cached. */
-static int rf_isa_cached(void) {
-    static int isa = -1;                    /* benign race: every thread stores the same value */
-    int k = __atomic_load_n(&isa, __ATOMIC_RELAXED);
-    if (k < 0) {
-        k = rf_isa();
-        __atomic_store_n(&isa, k, __ATOMIC_RELAXED);
-    }
-    return k;
-}
-
-static const char* rf_isa_name(void) {
-    static const char* names[3] = {"baseline", "avx2", "avx512"};
-    return names[rf_isa_cached()];
-}
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1, on the
  * best copy of the kernel for this CPU. */
@@ -170,7 +128,7 @@ static void rf_tile(const double* mt, const double* ct, const double* db, const 
                     unsigned char* ofits, long long* omb, int64_t o0) {
     rf_tile_fn f = rf_tile_isa_base;
 #if RF_HAS_CLONES
-    int k = rf_isa_cached();
+    int k = infercast_isa();
     f = k == 2 ? rf_tile_isa_v4 : k == 1 ? rf_tile_isa_avx2 : rf_tile_isa_base;
 #endif
     f(mt, ct, db, p, n, loop_decode, of, ostride, ob, ofits, omb, o0);
@@ -179,7 +137,7 @@ static void rf_tile(const double* mt, const double* ct, const double* db, const 
 /* The kernel's expm1 for x <= 0 over an array, on the same copy as rf_tile. */
 static void rf_expm1_array(const double* x, double* y, int64_t n) {
 #if RF_HAS_CLONES
-    int k = rf_isa_cached();
+    int k = infercast_isa();
     if (k == 2) { rf_expm1_array_isa_v4(x, y, n); return; }
     if (k == 1) { rf_expm1_array_isa_avx2(x, y, n); return; }
 #endif
