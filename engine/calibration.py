@@ -60,6 +60,7 @@ import numpy as np
 
 from . import catalog
 from . import validate as V
+from .files import atomic_write
 
 __all__ = ["FAMILIES", "calibrate", "write_toml", "PARAMS", "LOWER", "UPPER", "X0",
            "STEP_OVERHEAD_MAX_US", "MIN_CONFIGS", "upper_bounds"]
@@ -333,8 +334,6 @@ def _toml_value(v) -> str:
 
 def write_toml(result: dict, path) -> None:
     """Write a :func:`calibrate` result as ``calibration.toml`` (atomic replace)."""
-    import os
-    import tempfile
     lines = ["# Efficiency factors per chip family, fitted by engine.calibrate()",
              "# (docs/validation.md). Regenerate: python -c \"import engine.calibration as c; "
              "c.write_toml(c.calibrate(), 'engine/data/calibration.toml')\"",
@@ -356,8 +355,4 @@ def write_toml(result: dict, path) -> None:
     for e in result["excluded"]:
         lines += ["[[excluded]]", f"row = {e['row']}", f"reason = {_toml_value(e['reason'])}"]
     text = "\n".join(lines) + "\n"
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".toml", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from .chip import KINDS, Chip
+from .files import atomic_write
 from .model import Model
 
 __all__ = [
@@ -467,7 +468,6 @@ def add_model_to_catalog(model: Model, path, source: str) -> None:
     The new file is parsed and validated before it replaces the old one, so a
     failure leaves the catalog as it was. A name already in the file is an error.
     """
-    import tempfile
 
     p = Path(os.fspath(path))
     if p.suffix.lower() != ".toml":
@@ -482,16 +482,11 @@ def add_model_to_catalog(model: Model, path, source: str) -> None:
     directory = p.parent if str(p.parent) else Path(".")
     if not directory.is_dir():
         raise ValueError(f"catalog directory does not exist: {str(directory)!r}")
-    fd, tmp = tempfile.mkstemp(prefix=".infercast-", suffix=".toml", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
+    def write(tmp):
+        Path(tmp).write_text(new)
         read_catalog(tmp)          # the whole new file must parse and validate
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(p, write)
 
 
 def reset_catalog() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
 from .core import layout as L
+from .files import atomic_write
 
 #: output keys of every point, in the order they are reported
 OUTPUT_KEYS = (
@@ -138,18 +138,14 @@ class SweepResult:
         if not os.path.isdir(directory):
             raise ValueError(f"output directory does not exist: {directory!r}")
         df = self.to_pandas()
-        fd, tmp = tempfile.mkstemp(prefix=".infercast-", suffix=ext, dir=directory)
-        os.close(fd)
-        try:
+
+        def write(tmp):
             if ext == ".parquet":
                 df.to_parquet(tmp, index=False)
             else:
                 df.to_csv(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(path, write)
 
     def summary(self) -> dict:
         fits = self._out.fits

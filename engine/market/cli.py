@@ -11,8 +11,9 @@ import decimal
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from ..files import atomic_write
 
 __all__ = ["add_parser", "run", "main"]
 
@@ -69,22 +70,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _atomic_write(path: str, writer) -> None:
-    target = Path(path)
-    d = target.parent if str(target.parent) else Path(".")
-    if not d.is_dir():
-        raise ValueError(f"output directory {str(d)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{target.name}.", suffix=target.suffix)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _check_suffix(path, allowed, what):
     if path and Path(path).suffix.lower() not in allowed:
         raise ValueError(f"{what} {path!r} must end in {' or '.join(allowed)}")
@@ -132,18 +117,18 @@ def run(args) -> int:
         table = fc.table()
         if args.out:
             if args.out.lower().endswith(".csv"):
-                _atomic_write(args.out, lambda p: table.to_csv(p, index=False))
+                atomic_write(args.out, lambda p: table.to_csv(p, index=False))
             else:
-                _atomic_write(args.out, lambda p: table.to_parquet(p, index=False))
+                atomic_write(args.out, lambda p: table.to_parquet(p, index=False))
         if args.plot:
             from .plotting import fan_chart
-            _atomic_write(args.plot, lambda p: fan_chart(fc, plot_outputs, p))
+            atomic_write(args.plot, lambda p: fan_chart(fc, plot_outputs, p))
         if args.tornado:
             from .plotting import tornado_chart
             from .sensitivity import tornado
             pairs = tornado(model, args.tornado_output, args.tornado_year, args.tornado_draws, args.seed,
                             args.backend)
-            _atomic_write(args.tornado, lambda p: tornado_chart(
+            atomic_write(args.tornado, lambda p: tornado_chart(
                 pairs, f"{args.tornado_output} {args.tornado_year}", p))
         if args.json:
             print(json.dumps(fc.to_dict(), indent=1))
