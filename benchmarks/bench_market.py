@@ -118,6 +118,9 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
     from engine.market.kernels import get_backend
     from engine.market.simulate import block_streams
     from engine.market.summaries import Accumulator
+    cap = Accumulator(1, 0, dtype=np.uint16).capacity
+    if not 1 <= batch <= cap // 2:     # two batches are counted between flushes
+        raise ValueError(f"batch must be in [1, {cap // 2}] (uint16 staging counters), got {batch}")
     be = get_backend(backend)
     m = model
     names = ("normals", "uniforms", "copula", "inverse transforms (compiled)", "other inputs (NumPy/SciPy from_normal)",
@@ -170,6 +173,11 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
     for th in ths:
         th.join()
     return [res[w] for w in range(threads)]
+
+
+def test_stage_breakdown_refuses_batches_that_could_overflow_its_counters(model):
+    with pytest.raises(ValueError, match="batch must be in"):
+        stage_breakdown(model, batch=40_000, reps=1)
 
 
 def test_stage_breakdown_smoke(model):
