@@ -76,11 +76,7 @@ _Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each valu
 #undef MK_SFX
 #pragma GCC pop_options
 #pragma GCC push_options
-#if __GNUC__ >= 12
-#pragma GCC target("arch=x86-64-v4")
-#else
-#pragma GCC target("avx512f,avx512bw,avx512cd,avx512dq,avx512vl,bmi,bmi2,lzcnt,movbe,popcnt")
-#endif
+INFERCAST_TARGET_V4      /* x86-64-v4 or its feature list (simd_isa.h) */
 #define MK_SFX _v4
 #define MK_W 8
 #include "market_simd_body.h"

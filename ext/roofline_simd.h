@@ -99,13 +99,7 @@ _Static_assert(RF_C_USABLE_BYTES == 7 && RF_C_INV_MEM_BW == 8 && RF_C_INV_LINK_B
 #undef RF_SFX
 #pragma GCC pop_options
 #pragma GCC push_options
-/* x86-64-v4 (GCC 12+; its BMI/LZCNT/MOVBE measured ~5% faster than AVX-512 alone),
- * else the same features listed (accepted since GCC 5) */
-#if __GNUC__ >= 12
-#pragma GCC target("arch=x86-64-v4")
-#else
-#pragma GCC target("avx512f,avx512bw,avx512cd,avx512dq,avx512vl,bmi,bmi2,lzcnt,movbe,popcnt")
-#endif
+INFERCAST_TARGET_V4      /* x86-64-v4 or its feature list (simd_isa.h) */
 #define RF_SFX _v4
 #define RF_W 8
 #include "roofline_simd_body.h"
