@@ -34,7 +34,7 @@ def atomic_write(path, write: Callable[[str], None]) -> None:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             break
-        except FileExistsError:  # pragma: no cover - 48 random bits collided
+        except FileExistsError:  # 48 random bits named an existing file: draw again
             continue
     os.close(fd)
     try:

@@ -56,3 +56,16 @@ def test_missing_directory_is_named_before_writing(tmp_path):
     with pytest.raises(ValueError, match="output directory does not exist: .*nowhere"):
         atomic_write(tmp_path / "nowhere" / "x.csv", calls.append)
     assert calls == []
+
+
+def test_a_temporary_name_that_exists_is_drawn_again(tmp_path, monkeypatch):
+    import engine.files as F
+    names = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(F.secrets, "token_hex", lambda n: next(names))
+    squatter = tmp_path / ".out.csv.aaaa.tmp.csv"
+    squatter.write_text("someone else's")
+    atomic_write(tmp_path / "out.csv", lambda tmp: open(tmp, "w").write("x"))
+    assert squatter.read_text() == "someone else's"
+    assert (tmp_path / "out.csv").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.csv.aaaa.tmp.csv", "out.csv"]
+

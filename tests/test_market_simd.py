@@ -9,11 +9,6 @@ must stay within 2 ulp of NumPy (pow: within the bound of exp(y log q)).
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -23,6 +18,7 @@ from engine.market.kernels import layout as L
 from engine.market.kernels import numba_kernel as NK
 
 from .test_market_kernels import _inputs, _yp
+from .simd_copies import run_copy
 
 ULP = np.finfo(np.float64).eps
 TINY = np.finfo(np.float64).tiny
@@ -188,15 +184,7 @@ print(json.dumps(res))
 
 
 def _run_copy(isa):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env.pop("INFERCAST_SIMD", None)
-    if isa is not None:
-        env["INFERCAST_SIMD"] = isa
-    r = subprocess.run([sys.executable, "-c", _CHILD.format(root=root)], env=env,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_copy(_CHILD, isa)
 
 
 def test_every_instruction_set_copy_gives_identical_bits():

@@ -8,15 +8,11 @@ one. Every copy must give bit-identical outputs (IEEE arithmetic lane by lane,
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from engine._ext import _roofline
+from .simd_copies import run_copy
 
 ULP = np.finfo(np.float64).eps
 
@@ -81,15 +77,7 @@ print(json.dumps({{"isa": _roofline.simd_isa(),
 
 
 def _run_copy(isa):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env.pop("INFERCAST_SIMD", None)
-    if isa is not None:
-        env["INFERCAST_SIMD"] = isa
-    r = subprocess.run([sys.executable, "-c", _CHILD.format(root=root)], env=env,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_copy(_CHILD, isa)
 
 
 def test_every_instruction_set_copy_gives_identical_bits():
