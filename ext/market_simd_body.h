@@ -20,6 +20,7 @@
 #define mk_vl MK_F(mk_vl)
 #define mk_b MK_F(mk_b)
 #define mk_sel MK_F(mk_sel)
+#define mk_st MK_F(mk_st)
 #define mk_seli MK_F(mk_seli)
 #define mk_bins_isa MK_F(mk_bins_isa)
 #define mk_exp MK_F(mk_exp)
@@ -45,6 +46,7 @@ MK_INLINE mk_vd mk_b(double c) {
 MK_INLINE mk_vd mk_sel(mk_vl m, mk_vd a, mk_vd b) {
     return (mk_vd)(((mk_vl)a & m) | ((mk_vl)b & ~m));
 }
+MK_INLINE void mk_st(double* p, mk_vd v) { memcpy(p, &v, sizeof v); }
 MK_INLINE mk_vl mk_seli(mk_vl m, mk_vl a, mk_vl b) { return (a & m) | (b & ~m); }
 
 /* exp(x), every double x (overflow to +inf above 709.78, gradual underflow to
@@ -200,6 +202,7 @@ MK_INLINE void mk_load_inputs(const double* const* rp, mk_vd* col) {
 MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double* o,
                        int64_t stride) {
     const double S_YEAR = 31557600.0, S_DAY = 86400.0, J_KWH = 3.6e6;
+    const int64_t ts = (int64_t)T * stride;     /* from output k to k + 1 */
     mk_vd in[MK_N_IN];
     mk_load_inputs(rp, in);
     mk_vd D0 = in[0], g1 = in[1], gdec = in[2], P0 = in[3];
@@ -296,8 +299,8 @@ MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double*
             s_w1[c] = w1;
             s_w2[c] = w2;
             s_w3[c] = w3;
-            memcpy(o + ((int64_t)1 * T + t) * stride, &price, sizeof(mk_vd));
-            memcpy(o + ((int64_t)2 * T + t) * stride, &cost_mtok, sizeof(mk_vd));
+            mk_st(o + (int64_t)t * stride + ts, price);
+            mk_st(o + (int64_t)t * stride + 2 * ts, cost_mtok);
         }
         for (int t = t0; t < t1; t++) {
             int c = t - t0;
@@ -332,26 +335,25 @@ MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double*
             power_w = power_w * keep + shipped * watts;
             mk_vd served = s_tok[c] * (use_inf / c_inf);
             mk_vd spend_per_w = spend / (s_w0[c] + s_w1[c] + s_w2[c] + s_w3[c]);
-            mk_vd v[MK_N_OUT];
-            v[0] = served;
-            v[3] = served * 365.25 * s_price[c] * 1e-6;
-            v[4] = use_inf;
-            v[5] = use_tr * (S_YEAR * tutil);
-            v[6] = use_inf / (use_inf + use_tr);
-            v[7] = chips;
-            v[8] = shipped;
-            v[9] = power_w * pue * 1e-9;
-            v[10] = spend_inf;
-            v[11] = spend_tr;
-            v[12] = spend;
-            v[13] = spend_inf / spend;
-            v[14] = s_w0[c] * spend_per_w;
-            v[15] = s_w1[c] * spend_per_w;
-            v[16] = s_w2[c] * spend_per_w;
-            v[17] = s_w3[c] * spend_per_w;
-            for (int k = 0; k < MK_N_OUT; k++)
-                if (k != 1 && k != 2)
-                    memcpy(o + ((int64_t)k * T + t) * stride, &v[k], sizeof(mk_vd));
+            /* each output stored where it is computed: an array v[MK_N_OUT] stored in a
+             * loop was kept on the stack and copied (a third of the kernel's instructions) */
+            double* ot = o + (int64_t)t * stride;
+            mk_st(ot, served);
+            mk_st(ot + 3 * ts, served * 365.25 * s_price[c] * 1e-6);
+            mk_st(ot + 4 * ts, use_inf);
+            mk_st(ot + 5 * ts, use_tr * (S_YEAR * tutil));
+            mk_st(ot + 6 * ts, use_inf / (use_inf + use_tr));
+            mk_st(ot + 7 * ts, chips);
+            mk_st(ot + 8 * ts, shipped);
+            mk_st(ot + 9 * ts, power_w * pue * 1e-9);
+            mk_st(ot + 10 * ts, spend_inf);
+            mk_st(ot + 11 * ts, spend_tr);
+            mk_st(ot + 12 * ts, spend);
+            mk_st(ot + 13 * ts, spend_inf / spend);
+            mk_st(ot + 14 * ts, s_w0[c] * spend_per_w);
+            mk_st(ot + 15 * ts, s_w1[c] * spend_per_w);
+            mk_st(ot + 16 * ts, s_w2[c] * spend_per_w);
+            mk_st(ot + 17 * ts, s_w3[c] * spend_per_w);
         }
     }
 }
@@ -427,6 +429,7 @@ MK_ARRAY_FN(mk_pow_array_isa, mk_pow_pos(v, p))
 #undef mk_vl
 #undef mk_b
 #undef mk_sel
+#undef mk_st
 #undef mk_seli
 #undef mk_bins_isa
 #undef mk_exp
