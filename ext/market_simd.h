@@ -111,6 +111,16 @@ static int64_t mk_bins(const double* v, int64_t n, int32_t* idx, int64_t* lo, in
     return mk_bins_isa_base(v, n, idx, lo, hi);
 }
 
+/* Running sums of nser series in draw order (mk_sums_isa) on the copy mk_block runs. */
+static void mk_sums(const double* v, int64_t stride, int64_t n, int nser, double* acc) {
+#if MK_HAS_CLONES
+    int k = infercast_isa();
+    if (k == 2) { mk_sums_isa_v4(v, stride, n, nser, acc); return; }
+    if (k == 1) { mk_sums_isa_avx2(v, stride, n, nser, acc); return; }
+#endif
+    mk_sums_isa_base(v, stride, n, nser, acc);
+}
+
 /* Draws 0 .. n-1 into out[i, k, t] (shape (n, MK_N_OUT, T)), MK_MAX_W draws at a
  * time through a series-major buffer that stays in L1; 0, or -1 when the
  * buffer cannot be allocated. */

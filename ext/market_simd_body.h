@@ -23,6 +23,10 @@
 #define mk_st MK_F(mk_st)
 #define mk_seli MK_F(mk_seli)
 #define mk_bins_isa MK_F(mk_bins_isa)
+#define mk_sums_isa MK_F(mk_sums_isa)
+#define mk_sums_groups MK_F(mk_sums_groups)
+#define mk_v4d MK_F(mk_v4d)
+#define mk_v4l MK_F(mk_v4l)
 #define mk_exp MK_F(mk_exp)
 #define mk_rsqrt MK_F(mk_rsqrt)
 #define mk_log MK_F(mk_log)
@@ -403,6 +407,58 @@ static int64_t mk_bins_isa(const double* restrict v, int64_t n, int32_t* restric
     return rare;
 }
 
+/* Running sums of the nser series v[q stride + i] (q < nser, i < n) into acc[q],
+ * each adding its values one at a time in draw order: the additions of a
+ * sequential loop, with four series per 4-lane vector (the lanes are series, so
+ * every lane still adds its own series' draws in order) and three such vectors
+ * in flight so that the add latency does not serialise them. Each step loads
+ * four draws of four series and transposes them in registers (the shuffles of
+ * mk_load_inputs). Series left over after whole groups of four, and draws after
+ * the last whole group of four, are added by a scalar loop. The same additions
+ * in the same order on every copy: bit-identical sums. */
+typedef double mk_v4d __attribute__((vector_size(32)));
+typedef int64_t mk_v4l __attribute__((vector_size(32)));
+/* ng (1 or 3, a constant after inlining) groups of four series from v */
+MK_INLINE void mk_sums_groups(const double* restrict v, int64_t stride, int64_t n, int ng,
+                              double* restrict acc) {
+    mk_v4d a[3];
+    for (int g = 0; g < ng; g++) memcpy(&a[g], acc + 4 * g, sizeof(mk_v4d));
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int g = 0; g < ng; g++) {
+            const double* p = v + 4 * g * stride + i;
+            mk_v4d r0, r1, r2, r3;
+            memcpy(&r0, p, sizeof r0);
+            memcpy(&r1, p + stride, sizeof r1);
+            memcpy(&r2, p + 2 * stride, sizeof r2);
+            memcpy(&r3, p + 3 * stride, sizeof r3);
+            mk_v4d t0 = __builtin_shuffle(r0, r1, (mk_v4l){0, 4, 2, 6});
+            mk_v4d t1 = __builtin_shuffle(r0, r1, (mk_v4l){1, 5, 3, 7});
+            mk_v4d t2 = __builtin_shuffle(r2, r3, (mk_v4l){0, 4, 2, 6});
+            mk_v4d t3 = __builtin_shuffle(r2, r3, (mk_v4l){1, 5, 3, 7});
+            a[g] = a[g] + __builtin_shuffle(t0, t2, (mk_v4l){0, 1, 4, 5});     /* draw i */
+            a[g] = a[g] + __builtin_shuffle(t1, t3, (mk_v4l){0, 1, 4, 5});     /* i + 1 */
+            a[g] = a[g] + __builtin_shuffle(t0, t2, (mk_v4l){2, 3, 6, 7});     /* i + 2 */
+            a[g] = a[g] + __builtin_shuffle(t1, t3, (mk_v4l){2, 3, 6, 7});     /* i + 3 */
+        }
+    }
+    for (int g = 0; g < ng; g++) memcpy(acc + 4 * g, &a[g], sizeof(mk_v4d));
+    for (int q = 0; q < 4 * ng; q++)
+        for (int64_t j = i; j < n; j++) acc[q] += v[q * stride + j];
+}
+
+static void mk_sums_isa(const double* restrict v, int64_t stride, int64_t n, int nser,
+                        double* restrict acc) {
+    int q = 0;
+    for (; nser - q >= 12; q += 12) mk_sums_groups(v + q * stride, stride, n, 3, acc + q);
+    for (; nser - q >= 4; q += 4) mk_sums_groups(v + q * stride, stride, n, 1, acc + q);
+    for (; q < nser; q++) {
+        double s = acc[q];
+        for (int64_t j = 0; j < n; j++) s += v[q * stride + j];
+        acc[q] = s;
+    }
+}
+
 /* mk_exp, mk_rsqrt, mk_log and mk_pow_pos over an array (tests compare them
  * with NumPy); a short tail is padded with the first element. */
 #define MK_ARRAY_FN(name, expr)                                                     \
@@ -432,6 +488,10 @@ MK_ARRAY_FN(mk_pow_array_isa, mk_pow_pos(v, p))
 #undef mk_st
 #undef mk_seli
 #undef mk_bins_isa
+#undef mk_sums_isa
+#undef mk_sums_groups
+#undef mk_v4d
+#undef mk_v4l
 #undef mk_exp
 #undef mk_rsqrt
 #undef mk_log
