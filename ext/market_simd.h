@@ -39,6 +39,9 @@
 #include "simd_isa.h"
 
 #include <math.h>
+#if INFERCAST_HAS_CLONES
+#include <immintrin.h>     /* MINPD / MAXPD in the AVX2 and AVX-512 copies (mk_min, mk_max) */
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +64,9 @@ _Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each valu
  * lanes) and x86-64-v4 / AVX-512 (eight lanes). */
 #define MK_SFX _base
 #define MK_W 4
+#define MK_ISA 0
 #include "market_simd_body.h"
+#undef MK_ISA
 #undef MK_W
 #undef MK_SFX
 
@@ -71,7 +76,9 @@ _Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each valu
 #pragma GCC target("avx2")
 #define MK_SFX _avx2
 #define MK_W 4
+#define MK_ISA 1
 #include "market_simd_body.h"
+#undef MK_ISA
 #undef MK_W
 #undef MK_SFX
 #pragma GCC pop_options
@@ -79,7 +86,9 @@ _Static_assert(MK_HIST_SHIFT >= 32, "mk_bins reads the high 32 bits of each valu
 INFERCAST_TARGET_V4      /* x86-64-v4 or its feature list (simd_isa.h) */
 #define MK_SFX _v4
 #define MK_W 8
+#define MK_ISA 2
 #include "market_simd_body.h"
+#undef MK_ISA
 #undef MK_W
 #undef MK_SFX
 #pragma GCC pop_options
