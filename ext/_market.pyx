@@ -238,7 +238,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
             any_bad = 0
             for s0 in range(0, ns, GROUP):
                 g = GROUP if ns - s0 > GROUP else ns - s0
-                # bin indices of the group's series, vectorised in C (mk_bins); counts values
+                # bin indices of the group's series, vectorised in C (mk_bins); notes series with values
                 # that are clamped, inf or NaN (exponent field >= that of 2^HIST_EXP_MAX)
                 grare = 0
                 for q in range(g):

@@ -110,7 +110,8 @@ static void mk_block(const double* x, int64_t n, const double* yp, int T, double
     mk_block_isa_base(x, n, yp, T, o, stride);
 }
 
-/* Histogram bins of one series' values (mk_bins_isa) on the copy mk_block runs. */
+/* Histogram bins of one series' values (mk_bins_isa) on the copy mk_block runs; 1 where a value is
+ * clamped, inf or NaN, else 0. */
 static int64_t mk_bins(const double* v, int64_t n, int32_t* idx, int64_t* lo, int64_t* hi) {
 #if MK_HAS_CLONES
     int k = infercast_isa();

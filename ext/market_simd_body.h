@@ -401,18 +401,19 @@ static void mk_block_isa(const double* x, int64_t n, const double* yp, int T, do
 /* Histogram bins of v[0 .. n-1] (the layout of engine/market/kernels/layout.py:
  * the exponent and top MK_HIST_MANTISSA_BITS mantissa bits of |v|, mirrored for
  * negative values, magnitudes below 2^HIST_EXP_MIN in the zero bin) into idx.
- * Widens [*lo, *hi] to the bins seen and returns how many values are clamped, inf
- * or NaN (exponent field >= that of 2^HIST_EXP_MAX: their bins are out of range and
- * the caller takes the exact path). Written as a scalar loop of integer operations
- * with min / max reductions, which GCC vectorises for each copy's instruction set
- * (explicit vector selects compiled to three-operation chains on lo / hi); integer
- * arithmetic, so every copy gives the same result. The bin is
- * ZERO + s(1 + max(m, -1)) with m = key - KEY_LO and s the sign, s(a) = (a ^ s) - s. */
+ * Widens [*lo, *hi] to the bins seen and returns 1 when some value is clamped, inf
+ * or NaN (exponent field >= that of 2^HIST_EXP_MAX: its bin is out of range, so the
+ * widened span is, and the caller takes the exact path), else 0. Written as a scalar
+ * loop of integer operations with min / max reductions, which GCC vectorises for
+ * each copy's instruction set (explicit vector selects compiled to three-operation
+ * chains on lo / hi); integer arithmetic, so every copy gives the same result. The
+ * bin is ZERO + s(1 + max(m, -1)) with m = key - KEY_LO and s the sign,
+ * s(a) = (a ^ s) - s. */
 static int64_t mk_bins_isa(const double* restrict v, int64_t n, int32_t* restrict idx, int64_t* lo_io,
                            int64_t* hi_io) {
     /* the bin depends only on the high 32 bits of the double (MK_HIST_SHIFT >= 32), so
      * the arithmetic is on int32: twice the lanes per vector of 64-bit integers */
-    int32_t lo = (int32_t)*lo_io, hi = (int32_t)*hi_io, rare = 0;
+    int32_t lo = (int32_t)*lo_io, hi = (int32_t)*hi_io;
     for (int64_t i = 0; i < n; i++) {
         uint64_t bits;
         memcpy(&bits, v + i, sizeof bits);
@@ -425,11 +426,13 @@ static int64_t mk_bins_isa(const double* restrict v, int64_t n, int32_t* restric
         idx[i] = j;
         lo = j < lo ? j : lo;
         hi = j > hi ? j : hi;
-        rare += m >= MK_HIST_HALF;
     }
     *lo_io = lo;
     *hi_io = hi;
-    return rare;
+    /* m >= HALF puts j above ZERO + HALF (positive) or below ZERO - HALF (negative); the
+     * span passed in is empty (HIST_BINS, -1) or inside the range, so this tests only
+     * this call's values (a flag instead of a count: one compare and add fewer per value) */
+    return lo < MK_HIST_ZERO - MK_HIST_HALF || hi > MK_HIST_ZERO + MK_HIST_HALF;
 }
 
 /* Running sums of the nser series v[q stride + i] (q < nser, i < n) into acc[q],
