@@ -170,6 +170,31 @@ def test_summaries_exact_path_matches_reference(backend):
     assert np.array_equal(ev, ref_ev) and bad == ref_bad
 
 
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16])
+@pytest.mark.parametrize("n_years", [1, 13])
+def test_summaries_group_remainders_and_odd_tails_match_reference(backend, dtype, n_years):
+    """The Cython kernel bins, sums and counts series in groups (twelve series, then four,
+    then single ones; two indices per load, so an odd draw count leaves a tail); a group
+    with one clamped or non-finite series takes the exact path for that series only.
+    Sub-batches of 128 draws: 301 leaves an odd tail of 45."""
+    rng = np.random.default_rng(5)
+    n = 301
+    x = _inputs(rng, n, 0.3)
+    x[5, 0] = 1e45            # one draw's tokens/day above 2^128: clamped bins in some series
+    x[200, 29] = 0.0          # one draw without spend: NaN shares
+    yp = _yp(n_years)
+    vals = np.empty((n, L.N_OUTPUTS, n_years))
+    get_backend(backend).values(x, yp, vals, 1)
+    ref_acc, ref_ev, ref_bad = _summaries("numpy", x, yp, values=vals, dtype=dtype)
+    acc, ev, bad = _summaries(backend, x, yp, dtype=dtype)
+    assert ref_acc["clamped"].sum() > 0 and ref_acc["nonfinite"].sum() > 0
+    assert (ref_acc["clamped"] + ref_acc["nonfinite"] == 0).sum() > 4   # most series take the common path
+    for k in ("hist", "span", "nonfinite", "clamped", "sums"):
+        assert np.array_equal(acc[k], ref_acc[k]), k
+    assert np.array_equal(ev, ref_ev) and bad == ref_bad
+
+
 def _hist_quantiles_naive(hist, probs):
     """The definition over every bin's cumulative count (the slow twin of
     ``hist_quantiles``, which searches only occupied bins)."""
