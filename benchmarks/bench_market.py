@@ -5,6 +5,8 @@ vectorised NumPy implementation, and squigglepy sampling the same inputs.
 Run with timings:  pytest benchmarks/bench_market.py --benchmark-enable
 One-shot table:    python benchmarks/bench_market.py [draws]
 Stage breakdown:   python benchmarks/bench_market.py --stages [threads] [backend]
+Split of the Cython kernel + summaries stage (C replica, x86-64, needs gcc):
+                   python benchmarks/bench_market.py --split [draws] [batches]
 Under plain ``pytest`` timing is disabled and each benchmark runs once on a small
 draw count (smoke test).
 """
@@ -186,6 +188,45 @@ def test_stage_breakdown_smoke(model):
     assert all(lo > 0 and lo <= med for lo, med in res.values())
 
 
+def stage_split(model, draws=8192, reps=40, seed=0):
+    """Time per draw [ns] of the model kernel, bin indices, running sums and histogram
+    counts of the Cython fused kernel, from ``market_stage_split.c`` (a C replica of
+    ``market_summaries``' common path with a timestamp between stages), compiled with
+    setup.py's flags on the model's own inputs. Returns the program's report."""
+    import os
+    import platform
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+    if platform.machine() not in ("x86_64", "AMD64"):
+        raise RuntimeError("the split harness reads the x86 time-stamp counter")
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "gcc").split()[0]
+    if shutil.which(cc) is None:
+        raise RuntimeError(f"no C compiler ({cc!r}) to build the split harness")
+    here = os.path.dirname(os.path.abspath(__file__))
+    ext = os.path.join(os.path.dirname(here), "ext")
+    x = model.sample_inputs(np.random.default_rng(seed), draws)
+    with tempfile.TemporaryDirectory() as tmp:
+        xp, yp, exe = (os.path.join(tmp, f) for f in ("x.bin", "yp.bin", "split"))
+        np.ascontiguousarray(x, dtype=np.float64).tofile(xp)
+        np.ascontiguousarray(model.year_params, dtype=np.float64).tofile(yp)
+        subprocess.run([cc, "-O3", "-ffp-contract=off", "-Wno-psabi", "-march=x86-64-v2", "-I", ext,
+                        os.path.join(here, "market_stage_split.c"), "-o", exe], check=True)
+        res = subprocess.run([exe, xp, yp, str(draws), str(model.n_years), str(reps)], check=True,
+                             capture_output=True, text=True)
+    return res.stdout
+
+
+def test_stage_split_smoke(model):
+    import platform
+    import shutil
+    if platform.machine() not in ("x86_64", "AMD64") or shutil.which("gcc") is None:
+        pytest.skip("x86-64 and gcc needed")
+    out = stage_split(model, draws=300, reps=1)
+    assert "histogram counts" in out and "running sums" in out
+
+
 def main(draws: int = 10_000_000):
     model = _model()
     forecast(model, 1000)
@@ -211,7 +252,9 @@ def main(draws: int = 10_000_000):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--stages":
+    if len(sys.argv) > 1 and sys.argv[1] == "--split":
+        print(stage_split(_model(), *(int(float(a)) for a in sys.argv[2:4])), end="")
+    elif len(sys.argv) > 1 and sys.argv[1] == "--stages":
         th = int(sys.argv[2]) if len(sys.argv) > 2 else 1
         be = sys.argv[3] if len(sys.argv) > 3 else "numba"
         res = stage_breakdown(_model(), be, threads=th)
