@@ -323,3 +323,52 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
     free(nrare)
     free(bad)
     return bad_draws
+
+
+# ---------------------------------------------------------------------------------------
+# Sampling stage (ext/market_sample_simd.h): standard normal scores of the "normal"
+# stream's uniforms, and the vector inverse normal CDF they use.
+# ---------------------------------------------------------------------------------------
+cdef extern from "market_sample_simd.h" nogil:
+    void ms_scores(const double* u, double* z, int64_t n)
+    void ms_ndtri(const double* p, double* z, int64_t n)
+
+
+def _flat_pair(a, b, str an, str bn):
+    """C-contiguous float64 1-d views of ``a`` and ``b`` (equal sizes), checked before C runs."""
+    for arr, name in ((a, an), (b, bn)):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.float64 or not arr.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous float64 array, got "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)}")
+    if not b.flags.writeable:
+        raise ValueError(f"{bn} must be writeable")
+    if a.size != b.size:
+        raise ValueError(f"{an} and {bn} must have equal sizes, got {a.size} and {b.size}")
+    return a.reshape(-1), b.reshape(-1)
+
+
+def sample_scores(u, z):
+    """Standard normal scores ``z`` of uniforms ``u = k 2^-53`` on [0, 1) (numpy's
+    ``Generator.random``): ``Phi^-1`` of the cell midpoint ``(k + 1/2) 2^-53`` (AS 241,
+    ext/market_sample_simd.h), finite [1]. ``z`` may be ``u``. Bit-identical to
+    ``engine.market.kernels.sample_kernel.scores_from_uniforms_numba``. Returns ``z``."""
+    uf, zf = _flat_pair(u, z, "u", "z")
+    cdef const double[::1] uv = uf
+    cdef double[::1] zv = zf
+    cdef int64_t n = uf.shape[0]
+    if n:
+        with nogil:
+            ms_scores(&uv[0], &zv[0], n)
+    return z
+
+
+def _ndtri(p, z):
+    """``z = Phi^-1(p)`` by the vector AS 241 of this CPU's copy (for the tests)."""
+    pf, zf = _flat_pair(p, z, "p", "z")
+    cdef const double[::1] pv = pf
+    cdef double[::1] zv = zf
+    cdef int64_t n = pf.shape[0]
+    if n:
+        with nogil:
+            ms_ndtri(&pv[0], &zv[0], n)
+    return z

@@ -37,12 +37,27 @@ def test_ndtri_matches_scipy():
     np.testing.assert_allclose(_ndtri(p), special.ndtri(p), rtol=NDTRI_RTOL, atol=0.0)
 
 
+#: the tails' log is the kernels' ``_log`` (mk_log's twin, within 2 ulp of libm's), so tail
+#: values may differ from CPython's (libm log) in the last bits: at most 5 ulp measured
+#: over 9e5 tail probabilities (0.95 % of them differ at all)
+TAIL_ULP_VS_CPYTHON = 8
+
+
 def test_ndtri_is_cpythons_as241():
-    """CPython's ``statistics.NormalDist.inv_cdf`` is AS 241 too: equal bit for bit,
-    a check of the transcribed coefficients."""
+    """CPython's ``statistics.NormalDist.inv_cdf`` is AS 241 too: equal bit for bit in the
+    central region (a check of the transcribed coefficients), and within
+    ``TAIL_ULP_VS_CPYTHON`` ulp in the tails, where the log differs."""
     nd = statistics.NormalDist()
     p = _probabilities()[::20]
-    assert np.array_equal(_ndtri(p), np.array([nd.inv_cdf(float(v)) for v in p]))
+    p = p[(p > 0.0) & (p < 1.0)]
+    got = _ndtri(p)
+    ref = np.array([nd.inv_cdf(float(v)) for v in p])
+    central = np.abs(p - 0.5) <= 0.425
+    assert central.sum() > 500
+    assert np.array_equal(got[central], ref[central])
+    ulps = np.abs(got - ref) / np.spacing(np.abs(ref))
+    assert ulps.max() <= TAIL_ULP_VS_CPYTHON
+    assert np.mean(ulps[~central] == 0) > 0.9
 
 
 def test_ndtri_edges_and_symmetry():

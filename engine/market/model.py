@@ -25,6 +25,7 @@ from .correlation import CorrelationSpec
 from .distributions import Distribution, Domain, LogNormal, Normal, Triangular, Truncated, Uniform
 from .kernels import layout as L
 from .kernels.numba_kernel import _exp
+from .kernels.sample_kernel import _ndtri, _ndtri_central, _ndtri_tail  # noqa: F401 (re-exported)
 
 __all__ = ["InputSpec", "INPUTS", "OUTPUTS", "MarketModel", "Event", "parse_event"]
 
@@ -137,78 +138,6 @@ _FAST_TRUNC_NORMAL, _FAST_TRUNC_LOGNORMAL = 7, 8
 #: parameters per column of ``_fast_from_scores`` (unused ones are 0)
 _N_PARAMS = 6
 _SQRT1_2 = 0.7071067811865476
-
-# Wichura (1988), Algorithm AS 241 (PPND16): numerators and denominators of the
-# rational approximations, lowest degree first, as printed in the paper.
-_AS241_A = (3.3871328727963666080e0, 1.3314166789178437745e+2, 1.9715909503065514427e+3,
-            1.3731693765509461125e+4, 4.5921953931549871457e+4, 6.7265770927008700853e+4,
-            3.3430575583588128105e+4, 2.5090809287301226727e+3)
-_AS241_B = (1.0, 4.2313330701600911252e+1, 6.8718700749205790830e+2, 5.3941960214247511077e+3,
-            2.1213794301586595867e+4, 3.9307895800092710610e+4, 2.8729085735721942674e+4,
-            5.2264952788528545610e+3)
-_AS241_C = (1.42343711074968357734e0, 4.63033784615654529590e0, 5.76949722146069140550e0,
-            3.64784832476320460504e0, 1.27045825245236838258e0, 2.41780725177450611770e-1,
-            2.27238449892691845833e-2, 7.74545014278341407640e-4)
-_AS241_D = (1.0, 2.05319162663775882187e0, 1.67638483018380384940e0, 6.89767334985100004550e-1,
-            1.48103976427480074590e-1, 1.51986665636164571966e-2, 5.47593808499534494600e-4,
-            1.05075007164441684324e-9)
-_AS241_E = (6.65790464350110377720e0, 5.46378491116411436990e0, 1.78482653991729133580e0,
-            2.96560571828504891230e-1, 2.65321895265761230930e-2, 1.24266094738807843860e-3,
-            2.71155556874348757815e-5, 2.01033439929228813265e-7)
-_AS241_F = (1.0, 5.99832206555887937690e-1, 1.36929880922735805310e-1, 1.48753612908506148525e-2,
-            7.86869131145613259100e-4, 1.84631831751005468180e-5, 1.42151175831644588870e-7,
-            2.04426310338993978564e-15)
-
-
-@nb.njit(nogil=True, cache=True, inline="always")
-def _horner8(c, r):
-    """``c[0] + c[1] r + ... + c[7] r^7`` in Horner's order (AS 241's)."""
-    return (((((((c[7] * r + c[6]) * r + c[5]) * r + c[4]) * r + c[3]) * r + c[2]) * r + c[1]) * r + c[0])
-
-
-@nb.njit(nogil=True, cache=True, inline="always")
-def _ndtri_central(p):
-    """AS 241's central region of ``_ndtri`` (``|p - 1/2| <= 0.425``); no branch."""
-    q = p - 0.5
-    r = 0.180625 - q * q
-    return q * _horner8(_AS241_A, r) / _horner8(_AS241_B, r)
-
-
-@nb.njit(nogil=True, cache=True)
-def _ndtri_tail(p):
-    """AS 241's tails of ``_ndtri`` (``|p - 1/2| > 0.425``), and its edge cases."""
-    q = p - 0.5
-    r = p if q < 0.0 else 1.0 - p
-    if not r > 0.0:  # p = 0 or 1 (r = 0), outside [0, 1] (r < 0); NaN falls through
-        if r == 0.0:
-            return -math.inf if q < 0.0 else math.inf
-        return math.nan
-    r = math.sqrt(-math.log(r))
-    if r <= 5.0:
-        r -= 1.6
-        x = _horner8(_AS241_C, r) / _horner8(_AS241_D, r)
-    else:
-        r -= 5.0
-        x = _horner8(_AS241_E, r) / _horner8(_AS241_F, r)
-    return -x if q < 0.0 else x
-
-
-@nb.njit(nogil=True, cache=True)
-def _ndtri(p):
-    """Inverse of the standard normal CDF, ``Phi^-1(p)``.
-
-    Wichura, M. J. (1988), "Algorithm AS 241: The percentage points of the normal
-    distribution", Applied Statistics 37(3), 477-484 (PPND16, relative accuracy about
-    1e-16): a rational function of degree 7 in ``0.180625 - (p - 1/2)^2`` for
-    ``|p - 1/2| <= 0.425`` (``_ndtri_central``), else of ``sqrt(-log(min(p, 1 - p)))``
-    (one for values up to 5, one beyond), negated below 1/2 (``_ndtri_tail``). ``p`` = 0
-    and 1 give -inf and +inf, ``p`` outside [0, 1] and NaN give NaN (as
-    scipy.special.ndtri). Equal bit for bit to CPython's ``statistics.NormalDist.inv_cdf``
-    (the same algorithm); within 2e-15 relatively of scipy.special.ndtri (Cephes)."""
-    if abs(p - 0.5) <= 0.425:
-        return _ndtri_central(p)
-    return _ndtri_tail(p)
-
 
 #: Rows per block of ``_fast_from_scores`` (its contiguous column buffers stay in L1).
 _ROW_BLOCK = 128

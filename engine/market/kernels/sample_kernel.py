@@ -1,0 +1,222 @@
+"""Sampling kernels of the market Monte Carlo: the inverse normal CDF (AS 241) that
+turns uniform variates into standard normal scores, as numba scalar twins of
+``ext/market_sample_simd.h`` and as a readable NumPy reference.
+
+Design
+------
+``_ndtri_central_q`` and ``_ndtri_tail_qr`` are Wichura's AS 241 (PPND16) written in
+terms of ``q = p - 1/2`` and ``r = min(p, 1 - p)``: the same IEEE operations in the
+same order as ``ms_ndtri_qr`` of the C header, and the tail's log is ``_log``, the
+scalar twin of the kernels' ``mk_log``, so numba and Cython give the same bits
+(no fastmath). ``_ndtri(p)`` is the usual interface (``q = p - 1/2``,
+``r = p or 1 - p``); ``scores_from_uniforms_numba`` maps uniforms ``u = k 2^-53``
+(``Generator.random``) to the scores of the cell midpoints ``(k + 1/2) 2^-53``,
+through ``q = (u - 1/2) + 2^-54`` and ``r = 1/2 - |q|``, which are exact (the midpoint
+itself is not a double above 1/2); scores are never infinite and exactly
+antisymmetric (``k`` and ``2^53 - 1 - k`` give opposite scores).
+
+The numba loop works on blocks of ``_BLOCK`` values in two passes: AS 241's central
+rational function for every value (no branch: it vectorises), then its tails for
+the values outside the centre (15 % of uniform variates), so the latency of a log
+and a square root per tail value does not sit on every value's path.
+
+References
+----------
+Wichura, M. J. (1988). Algorithm AS 241: The percentage points of the normal
+distribution. *Applied Statistics* 37(3), 477-484.
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from scipy import special
+
+from .numba_kernel import _log
+
+__all__ = ["scores_from_uniforms_numba", "scores_from_uniforms_numpy", "ndtri_numba", "HALF_CELL"]
+
+#: half the spacing of ``Generator.random``'s grid (``k 2^-53``): the offset to the cell midpoint
+HALF_CELL = 2.0 ** -54
+
+# Wichura (1988), Algorithm AS 241 (PPND16): numerators and denominators of the
+# rational approximations, lowest degree first, as printed in the paper.
+_AS241_A = (3.3871328727963666080e0, 1.3314166789178437745e+2, 1.9715909503065514427e+3,
+            1.3731693765509461125e+4, 4.5921953931549871457e+4, 6.7265770927008700853e+4,
+            3.3430575583588128105e+4, 2.5090809287301226727e+3)
+_AS241_B = (1.0, 4.2313330701600911252e+1, 6.8718700749205790830e+2, 5.3941960214247511077e+3,
+            2.1213794301586595867e+4, 3.9307895800092710610e+4, 2.8729085735721942674e+4,
+            5.2264952788528545610e+3)
+_AS241_C = (1.42343711074968357734e0, 4.63033784615654529590e0, 5.76949722146069140550e0,
+            3.64784832476320460504e0, 1.27045825245236838258e0, 2.41780725177450611770e-1,
+            2.27238449892691845833e-2, 7.74545014278341407640e-4)
+_AS241_D = (1.0, 2.05319162663775882187e0, 1.67638483018380384940e0, 6.89767334985100004550e-1,
+            1.48103976427480074590e-1, 1.51986665636164571966e-2, 5.47593808499534494600e-4,
+            1.05075007164441684324e-9)
+_AS241_E = (6.65790464350110377720e0, 5.46378491116411436990e0, 1.78482653991729133580e0,
+            2.96560571828504891230e-1, 2.65321895265761230930e-2, 1.24266094738807843860e-3,
+            2.71155556874348757815e-5, 2.01033439929228813265e-7)
+_AS241_F = (1.0, 5.99832206555887937690e-1, 1.36929880922735805310e-1, 1.48753612908506148525e-2,
+            7.86869131145613259100e-4, 1.84631831751005468180e-5, 1.42151175831644588870e-7,
+            2.04426310338993978564e-15)
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _horner8(c, r):
+    """``c[0] + c[1] r + ... + c[7] r^7`` in Horner's order (AS 241's)."""
+    return (((((((c[7] * r + c[6]) * r + c[5]) * r + c[4]) * r + c[3]) * r + c[2]) * r + c[1]) * r + c[0])
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _ndtri_central_q(q):
+    """AS 241's central region, ``Phi^-1(1/2 + q)`` for ``|q| <= 0.425``; no branch."""
+    r = 0.180625 - q * q
+    return q * _horner8(_AS241_A, r) / _horner8(_AS241_B, r)
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _ndtri_tail_qr(q, r):
+    """AS 241's tails, ``Phi^-1(1/2 + q)`` for ``|q| > 0.425`` given ``r = min(1/2 + q,
+    1/2 - q)`` (exact); ``r = 0`` gives -inf or +inf (the sign of ``q``), ``r < 0`` or
+    NaN gives NaN. The log is ``_log`` (the kernels' ``mk_log``)."""
+    if not r > 0.0:
+        if r == 0.0:
+            return -math.inf if q < 0.0 else math.inf
+        return math.nan
+    s = math.sqrt(-_log(r))
+    if s <= 5.0:
+        t = s - 1.6
+        x = _horner8(_AS241_C, t) / _horner8(_AS241_D, t)
+    else:
+        t = s - 5.0
+        x = _horner8(_AS241_E, t) / _horner8(_AS241_F, t)
+    return -x if q < 0.0 else x
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _ndtri_central(p):
+    """``_ndtri_central_q(p - 1/2)``."""
+    return _ndtri_central_q(p - 0.5)
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _ndtri_tail(p):
+    """``_ndtri_tail_qr`` for ``p``: ``r = p`` below 1/2, else ``1 - p``."""
+    q = p - 0.5
+    return _ndtri_tail_qr(q, p if q < 0.0 else 1.0 - p)
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _ndtri(p):
+    """Inverse of the standard normal CDF, ``Phi^-1(p)``.
+
+    Wichura (1988), Algorithm AS 241 (PPND16, relative accuracy about 1e-16): a
+    rational function of degree 7 in ``0.180625 - (p - 1/2)^2`` for ``|p - 1/2| <= 0.425``
+    (``_ndtri_central``), else of ``sqrt(-log(min(p, 1 - p)))`` (one for values up to 5,
+    one beyond), negated below 1/2 (``_ndtri_tail``). ``p`` = 0 and 1 give -inf and +inf,
+    ``p`` outside [0, 1] and NaN give NaN (as scipy.special.ndtri). Scalar twin of
+    ``ms_ndtri`` (ext/market_sample_simd.h); the log is the kernels' ``_log`` (within
+    2 ulp of libm's), so it equals CPython's ``statistics.NormalDist.inv_cdf`` (the same
+    algorithm with libm's log) except in the last bits of some tail values; within
+    2e-15 relatively of scipy.special.ndtri (Cephes)."""
+    if abs(p - 0.5) <= 0.425:
+        return _ndtri_central(p)
+    return _ndtri_tail(p)
+
+
+@nb.njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _ndtri_tail_select(q, r):
+    """``_ndtri_tail_qr`` with selects instead of branches (both rational functions
+    evaluated), so that a loop of it vectorises; the same value."""
+    pos = r > 0.0
+    s = math.sqrt(-_log(r if pos else 0.5))
+    t = s - 1.6
+    xn = _horner8(_AS241_C, t) / _horner8(_AS241_D, t)
+    t5 = s - 5.0
+    xf = _horner8(_AS241_E, t5) / _horner8(_AS241_F, t5)
+    x = xf if s > 5.0 else xn
+    edge = math.inf if r == 0.0 else math.nan
+    x = x if pos else edge
+    return -x if q < 0.0 else x
+
+
+#: values per block of the two-pass loops (the block's buffers stay in L1)
+_BLOCK = 256
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def _scores_loop(u, z, flag):
+    """``flag`` 1: ``z[i]`` = score of the uniform ``u[i]`` (cell midpoint); 0:
+    ``z[i] = Phi^-1(u[i])``. 1-d arrays; ``z`` may be ``u``. Per block: q and r and the
+    central value of every element; the tail elements' q and r gathered into
+    contiguous buffers; their tail values by a branch-free loop; scattered back."""
+    n = u.shape[0]
+    qb = np.empty(_BLOCK)
+    rb = np.empty(_BLOCK)
+    tq = np.empty(_BLOCK)
+    tr = np.empty(_BLOCK)
+    ti = np.empty(_BLOCK, np.int64)
+    for i0 in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - i0)
+        if flag:
+            for i in range(m):
+                q = (u[i0 + i] - 0.5) + HALF_CELL
+                qb[i] = q
+                rb[i] = 0.5 - abs(q)
+        else:
+            for i in range(m):
+                p = u[i0 + i]
+                q = p - 0.5
+                qb[i] = q
+                rb[i] = p if q < 0.0 else 1.0 - p
+        for i in range(m):
+            z[i0 + i] = _ndtri_central_q(qb[i])
+        nt = 0
+        for i in range(m):
+            tq[nt] = qb[i]
+            tr[nt] = rb[i]
+            ti[nt] = i
+            nt += not abs(qb[i]) <= 0.425
+        for j in range(nt):
+            tq[j] = _ndtri_tail_select(tq[j], tr[j])
+        for j in range(nt):
+            z[i0 + ti[j]] = tq[j]
+
+
+def _flat(a, name):
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous):
+        raise ValueError(f"{name} must be a C-contiguous float64 array, got "
+                         f"{getattr(a, 'dtype', type(a).__name__)}")
+    return a.reshape(-1)
+
+
+def scores_from_uniforms_numba(u: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Standard normal scores of uniforms ``u = k 2^-53`` on [0, 1) (``Generator.random``):
+    ``z = Phi^-1((k + 1/2) 2^-53)``, finite, in about [-8.3, 8.3] [1]. ``z`` may be ``u``;
+    both C-contiguous float64 of equal size. Returns ``z``."""
+    uf, zf = _flat(u, "u"), _flat(z, "z")
+    if uf.size != zf.size:
+        raise ValueError(f"u and z must have equal sizes, got {uf.size} and {zf.size}")
+    _scores_loop(uf, zf, 1)
+    return z
+
+
+def ndtri_numba(p: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``z = Phi^-1(p)`` elementwise by the two-pass loop (scalar twin of ``ms_ndtri``)."""
+    pf, zf = _flat(p, "p"), _flat(z, "z")
+    if pf.size != zf.size:
+        raise ValueError(f"p and z must have equal sizes, got {pf.size} and {zf.size}")
+    _scores_loop(pf, zf, 0)
+    return z
+
+
+def scores_from_uniforms_numpy(u) -> np.ndarray:
+    """Readable reference of ``scores_from_uniforms_numba``: ``Phi^-1`` of the cell
+    midpoint ``u + 2^-54`` by SciPy's ``ndtri``, through ``1 - (u + 2^-54) =
+    (1 - u) - 2^-54`` and the antisymmetry ``Phi^-1(p) = -Phi^-1(1 - p)`` above 1/2,
+    where the midpoint is not a double but its complement is."""
+    u = np.asarray(u, dtype=np.float64)
+    lower = u < 0.5
+    with np.errstate(invalid="ignore"):
+        return np.where(lower, special.ndtri(u + HALF_CELL), -special.ndtri((1.0 - u) - HALF_CELL))

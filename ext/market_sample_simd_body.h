@@ -1,0 +1,155 @@
+/*
+ * Body of the SIMD sampling stage, included once per instruction set by
+ * market_sample_simd.h with MK_SFX and MK_W set, after the market kernel's body
+ * of the same suffix (whose vector types and mk_log it uses). No include guard
+ * on purpose.
+ */
+#ifndef MK_SFX
+#error "include market_sample_simd.h, not this file"
+#endif
+#define MK_F3(n, s) n##s
+#define MK_F2(n, s) MK_F3(n, s)
+#define MK_F(n) MK_F2(n, MK_SFX)
+#define mk_vd MK_F(mk_vd)
+#define mk_vl MK_F(mk_vl)
+#define mk_b MK_F(mk_b)
+#define mk_sel MK_F(mk_sel)
+#define mk_log MK_F(mk_log)
+#define ms_any MK_F(ms_any)
+#define ms_sqrt MK_F(ms_sqrt)
+#define ms_h8 MK_F(ms_h8)
+#define ms_central MK_F(ms_central)
+#define ms_tail MK_F(ms_tail)
+#define ms_two_pass MK_F(ms_two_pass)
+#define ms_scores_isa MK_F(ms_scores_isa)
+#define ms_ndtri_isa MK_F(ms_ndtri_isa)
+
+MK_INLINE int ms_any(mk_vl m) {
+    int64_t a = 0;
+    for (int l = 0; l < MK_W; l++) a |= m[l];
+    return a != 0;
+}
+
+/* lane-wise correctly rounded sqrt: the vector square-root instruction of the copy's
+ * target (GCC does not vectorise __builtin_sqrt under -fmath-errno, the build's
+ * default); the portable fallback is per lane. */
+MK_INLINE mk_vd ms_sqrt(mk_vd x) {
+#if MK_HAS_CLONES && MK_W == 8
+    return (mk_vd)_mm512_sqrt_pd((__m512d)x);
+#elif MK_HAS_CLONES && defined(__AVX__)
+    return (mk_vd)_mm256_sqrt_pd((__m256d)x);
+#elif defined(__SSE2__)
+    __m128d lo = _mm_sqrt_pd((__m128d){x[0], x[1]}), hi = _mm_sqrt_pd((__m128d){x[2], x[3]});
+    return (mk_vd){lo[0], lo[1], hi[0], hi[1]};
+#else
+    mk_vd y = x;
+    for (int l = 0; l < MK_W; l++) y[l] = __builtin_sqrt(x[l]);
+    return y;
+#endif
+}
+
+/* c[0] + c[1] r + ... + c[7] r^7 in Horner's order (AS 241's) */
+MK_INLINE mk_vd ms_h8(const double* c, mk_vd r) {
+    return ((((((c[7] * r + c[6]) * r + c[5]) * r + c[4]) * r + c[3]) * r + c[2]) * r + c[1]) * r + c[0];
+}
+
+/* AS 241's central region: Phi^-1(1/2 + q) for |q| <= 0.425 */
+MK_INLINE mk_vd ms_central(mk_vd q) {
+    mk_vd c = 0.180625 - q * q;
+    return q * ms_h8(MS_AS241_A, c) / ms_h8(MS_AS241_B, c);
+}
+
+/* AS 241's tails: Phi^-1(1/2 + q) for |q| > 0.425 given r = min(1/2 + q, 1/2 - q)
+ * (exact); r = 0 gives -inf or +inf (the sign of q), r < 0 or NaN gives NaN. The
+ * far tail (s > 5) only for vectors with such a lane. */
+MK_INLINE mk_vd ms_tail(mk_vd q, mk_vd r) {
+    mk_vl pos = r > 0.0;
+    mk_vd s = ms_sqrt(-mk_log(mk_sel(pos, r, mk_b(0.5))));   /* 0.5: a harmless value */
+    mk_vd t = s - 1.6;
+    mk_vd xt = ms_h8(MS_AS241_C, t) / ms_h8(MS_AS241_D, t);
+    mk_vl far = (s > 5.0) & pos;
+    if (ms_any(far)) {
+        mk_vd t5 = s - 5.0;
+        xt = mk_sel(far, ms_h8(MS_AS241_E, t5) / ms_h8(MS_AS241_F, t5), xt);
+    }
+    xt = mk_sel(pos, xt, mk_sel(r == 0.0, mk_b(__builtin_inf()), mk_b(__builtin_nan(""))));
+    return mk_sel(q < 0.0, -xt, xt);
+}
+
+/* z[i] = Phi^-1 of in[i], i < n, in blocks of MS_BLOCK values and two passes: the
+ * central rational function for every value (full vectors), then the tails for
+ * the values outside the centre, gathered into full vectors (15 % of uniform
+ * values, but a tail lane in 73 % of 8-lane vectors: compaction does the tail
+ * work once per tail value instead of once per vector). from_uniform: in[i] is a
+ * uniform u on the 2^-53 grid, q = (u - 1/2) + 2^-54 and r = 1/2 - |q| (the cell
+ * midpoint); else in[i] is p, q = p - 1/2, r = p below 1/2, else 1 - p. z may be
+ * in. Values are lane-wise, so they do not depend on the grouping. */
+MK_INLINE void ms_two_pass(const double* in, double* z, int64_t n, int from_uniform) {
+    double qb[MS_BLOCK + MK_W], rb[MS_BLOCK + MK_W];
+    int32_t idx[MS_BLOCK];
+    for (int64_t i0 = 0; i0 < n; i0 += MS_BLOCK) {
+        int m = (int)(n - i0 < MS_BLOCK ? n - i0 : MS_BLOCK);
+        int nt = 0;
+        for (int i = 0; i < m; i += MK_W) {
+            mk_vd v;
+            int w = m - i < MK_W ? m - i : MK_W;
+            if (w == MK_W) memcpy(&v, in + i0 + i, sizeof v);
+            else for (int l = 0; l < MK_W; l++) v[l] = l < w ? in[i0 + i + l] : 0.5;
+            mk_vd q, r;
+            if (from_uniform) {
+                q = (v - 0.5) + 0x1p-54;
+                r = 0.5 - (mk_vd)((mk_vl)q & 0x7FFFFFFFFFFFFFFFLL);
+            } else {
+                q = v - 0.5;
+                r = mk_sel(q < 0.0, v, 1.0 - v);
+            }
+            mk_vd y = ms_central(q);
+            mk_vl tail = ~((mk_vd)((mk_vl)q & 0x7FFFFFFFFFFFFFFFLL) <= 0.425);   /* NaN too */
+            memcpy(qb + i, &q, sizeof q);      /* qb, rb have room for a whole last vector */
+            memcpy(rb + i, &r, sizeof r);
+            unsigned bits = 0;
+            for (int l = 0; l < MK_W; l++) bits |= (unsigned)(tail[l] & 1) << l;
+            bits &= (1u << w) - 1u;
+            while (bits) {                     /* one iteration per tail lane */
+                idx[nt++] = i + __builtin_ctz(bits);
+                bits &= bits - 1u;
+            }
+            if (w == MK_W) memcpy(z + i0 + i, &y, sizeof y);
+            else for (int l = 0; l < w; l++) z[i0 + i + l] = y[l];
+        }
+        for (int j = 0; j < nt; j += MK_W) {
+            int w = nt - j < MK_W ? nt - j : MK_W;
+            mk_vd q, r;
+            for (int l = 0; l < MK_W; l++) {
+                int k = idx[j + (l < w ? l : 0)];
+                q[l] = qb[k];
+                r[l] = rb[k];
+            }
+            mk_vd y = ms_tail(q, r);
+            for (int l = 0; l < w; l++) z[i0 + idx[j + l]] = y[l];
+        }
+    }
+}
+
+/* scores of uniforms on the 2^-53 grid (cell midpoints), i < n */
+static void ms_scores_isa(const double* u, double* z, int64_t n) { ms_two_pass(u, z, n, 1); }
+
+/* Phi^-1(p[i]), i < n */
+static void ms_ndtri_isa(const double* p, double* z, int64_t n) { ms_two_pass(p, z, n, 0); }
+
+#undef mk_vd
+#undef mk_vl
+#undef mk_b
+#undef mk_sel
+#undef mk_log
+#undef ms_any
+#undef ms_sqrt
+#undef ms_h8
+#undef ms_central
+#undef ms_tail
+#undef ms_two_pass
+#undef ms_scores_isa
+#undef ms_ndtri_isa
+#undef MK_F
+#undef MK_F2
+#undef MK_F3
