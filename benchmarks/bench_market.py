@@ -125,7 +125,7 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
         raise ValueError(f"batch must be in [1, {cap // 2}] (uint16 staging counters), got {batch}")
     be = get_backend(backend)
     m = model
-    names = ("normals", "uniforms", "copula", "inverse transforms (compiled)", "other inputs (NumPy/SciPy from_normal)",
+    names = ("normals (random + ndtri)", "uniforms", "copula", "inverse transforms (compiled)", "other inputs (NumPy/SciPy from_normal)",
              "kernel + summaries", "end to end")
 
     def loop(w, out):
@@ -144,7 +144,8 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
             if acc.pending + 2 * batch > acc.capacity:
                 acc.flush_into(Accumulator(m.n_series, 0))
             c0 = time.perf_counter()
-            rng.standard_normal(out=z)
+            rng.random(out=z)
+            be.scores(z, z)
             c1 = time.perf_counter()
             rng_u.random(out=u)
             c2 = time.perf_counter()
@@ -158,7 +159,7 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
             c5 = time.perf_counter()
             be.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
             c6 = time.perf_counter()
-            xx = m.sample_inputs(rng, batch, rng_uniform=rng_u, out=x, z=z, u=u)
+            xx = m.sample_inputs(rng, batch, rng_uniform=rng_u, out=x, z=z, u=u, scores=be.scores)
             be.summaries(xx, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
             c7 = time.perf_counter()
             acc.pending += 2 * batch
@@ -184,7 +185,7 @@ def test_stage_breakdown_refuses_batches_that_could_overflow_its_counters(model)
 
 def test_stage_breakdown_smoke(model):
     (res,) = stage_breakdown(model, batch=512, reps=2)
-    assert set(res) >= {"normals", "kernel + summaries", "end to end"}
+    assert set(res) >= {"normals (random + ndtri)", "kernel + summaries", "end to end"}
     assert all(lo > 0 and lo <= med for lo, med in res.values())
 
 

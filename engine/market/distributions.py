@@ -10,6 +10,9 @@ normal scores is what lets :mod:`engine.market.correlation` impose a rank
 correlation with a Gaussian copula, and it makes the random stream consumed
 per draw independent of the distribution family (one normal per uncertain
 input), which the reproducibility policy relies on (``docs/reproducibility.md``).
+``Distribution.sample`` draws its scores with ``Generator.standard_normal``; the Monte
+Carlo driver draws them as AS 241 ``Phi^-1`` of uniforms (``MarketModel.sample_inputs``,
+``kernels.sample_kernel``).
 
 Each distribution carries ``name``, ``unit`` and ``description``; its
 parameters are checked against domains declared once in ``DOMAINS`` (used for

@@ -9,7 +9,9 @@ Design
 correlation, the horizon and the per-year roadmap array; it validates all of it
 before any compiled code runs (each distribution's support must lie in its
 input's domain; vendor shares must be able to sum to one) and turns standard
-normal scores into the C-contiguous input matrix the kernels take.
+normal scores and uniform variates into the C-contiguous input matrix the kernels
+take. The normal scores are AS 241 ``Phi^-1`` of uniforms from the normal stream
+(``sample_inputs``; ``kernels.sample_kernel``, ``ext/market_sample_simd.h``).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .distributions import Distribution, Domain, LogNormal, Normal, Triangular, 
 from .kernels import layout as L
 from .kernels.numba_kernel import _exp
 from .kernels.sample_kernel import _ndtri, _ndtri_central, _ndtri_tail  # noqa: F401 (re-exported)
+from .kernels.sample_kernel import scores_from_uniforms_numba
 
 __all__ = ["InputSpec", "INPUTS", "OUTPUTS", "MarketModel", "Event", "parse_event"]
 
@@ -452,18 +455,23 @@ class MarketModel:
 
     def sample_inputs(self, rng: np.random.Generator, n: int, correlate: bool = True,
                       rng_uniform: np.random.Generator | None = None, out: np.ndarray | None = None,
-                      z: np.ndarray | None = None, u: np.ndarray | None = None) -> np.ndarray:
-        """``n`` draws of the input matrix: ``n x n_normal`` standard normals from ``rng``
-        (row-major, ``Generator.standard_normal``) and ``n x n_uniform`` uniforms on [0, 1)
-        from ``rng_uniform`` (``Generator.random``; ``rng`` itself when not given, after the
-        normals). ``out``, ``z``, ``u``: optional C-contiguous buffers of at least ``n`` rows.
+                      z: np.ndarray | None = None, u: np.ndarray | None = None, scores=None) -> np.ndarray:
+        """``n`` draws of the input matrix: ``n x n_normal`` standard normal scores from
+        ``rng`` and ``n x n_uniform`` uniforms on [0, 1) from ``rng_uniform``
+        (``Generator.random``, row-major; ``rng`` itself when not given, after the
+        normal stream's variates). The scores are ``Phi^-1`` of the midpoints of the cells
+        of ``rng.random``'s uniforms ``k 2^-53`` (AS 241; ``scores(u, z)``, by default
+        ``kernels.sample_kernel.scores_from_uniforms_numba``, or a backend's bit-identical
+        ``Backend.scores``). ``out``, ``z``, ``u``: optional C-contiguous buffers of at
+        least ``n`` rows.
         """
         nn, nu = len(self.normal_names), len(self.uniform_names)
         z = np.empty((n, nn)) if z is None else z[:n]
         u = np.empty((n, nu)) if u is None else u[:n]
         out = None if out is None else out[:n]
         if nn:
-            rng.standard_normal(out=z)
+            rng.random(out=z)
+            (scores_from_uniforms_numba if scores is None else scores)(z, z)
         if nu:
             (rng if rng_uniform is None else rng_uniform).random(out=u)
         return self.inputs_from_scores(z, u, correlate=correlate, out=out)

@@ -4,10 +4,13 @@ Design
 ------
 Draws are split into RNG *blocks* of ``BLOCK_DRAWS`` consecutive draws. Block
 ``b`` has child ``c_b = SeedSequence(seed).spawn(...)[b]`` and two streams (O'Neill 2014;
-numpy NEP 19): normal scores from ``Generator(PCG64(c_b))`` for the inputs that need
-one (``model.normal_names``) and uniform variates from ``Generator(PCG64(c_b.spawn(1)[0]))``
-for the uncorrelated uniform/triangular inputs (``model.uniform_names``), each filled
-in bulk per batch (``standard_normal(out=)``, ``random(out=)``) and consumed row by row. A block is processed in batches of ``batch_draws``
+numpy NEP 19): the "normal" stream ``Generator(PCG64(c_b))`` for the inputs that need a
+normal score (``model.normal_names``) and the uniform stream
+``Generator(PCG64(c_b.spawn(1)[0]))`` for the uncorrelated uniform/triangular inputs
+(``model.uniform_names``), each filled in bulk per batch with ``random(out=)`` and consumed
+row by row; the normal stream's uniforms become scores by the backend's AS 241 ``ndtri``
+of their cell midpoints (``Backend.scores``; bit-identical on the numba and Cython
+backends). A block is processed in batches of ``batch_draws``
 rows; the normal stream is consumed sequentially, so the draws do not depend on
 the batch size. Blocks are handed to ``threads`` worker threads; each worker has
 its own integer accumulators: uint16 histogram counters that it flushes exactly into
@@ -146,7 +149,7 @@ class Simulation:
             nb = min(step, n - start)
             if acc.pending + nb > acc.capacity:
                 self._flush(acc)
-            x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf)
+            x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf, scores=self.backend.scores)
             acc.bad_draws += self.backend.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite,
                                                     acc.clamped, self.ev_series, self.ev_op, self.ev_thr,
                                                     acc.ev_count)
@@ -343,7 +346,7 @@ def sample_values(model: MarketModel, draws: int, seed: int = 0, backend: str = 
     xs = []
     for b, (rng, rng_u) in enumerate(block_rngs(seed, 0, nblocks)):
         n = min(BLOCK_DRAWS, draws - b * BLOCK_DRAWS)
-        xs.append(model.sample_inputs(rng, n, correlate=correlate, rng_uniform=rng_u))
+        xs.append(model.sample_inputs(rng, n, correlate=correlate, rng_uniform=rng_u, scores=be.scores))
     x = np.ascontiguousarray(np.concatenate(xs))
     out = np.empty((draws, L.N_OUTPUTS, model.n_years))
     be.values(x, model.year_params, out, threads)
