@@ -152,14 +152,15 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
             if m._corr_cols_normal.size:
                 M._correlate_columns(z, m._corr_cols_normal, corr, tmp)
             c3 = time.perf_counter()
-            M._fast_from_scores(z, u, cols, x, oc, codes, params)
+            be.transform(z, u, cols, x, oc, codes, params)
             c4 = time.perf_counter()
             for col, j, d in m._slow_streams:
                 x[:, col] = d.from_normal(z[:, j])
             c5 = time.perf_counter()
             be.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
             c6 = time.perf_counter()
-            xx = m.sample_inputs(rng, batch, rng_uniform=rng_u, out=x, z=z, u=u, scores=be.scores)
+            xx = m.sample_inputs(rng, batch, rng_uniform=rng_u, out=x, z=z, u=u, scores=be.scores,
+                                transform=be.transform)
             be.summaries(xx, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
             c7 = time.perf_counter()
             acc.pending += 2 * batch

@@ -372,3 +372,74 @@ def _ndtri(p, z):
         with nogil:
             ms_ndtri(&pv[0], &zv[0], n)
     return z
+
+
+cdef extern from "market_sample_simd.h" nogil:
+    void ms_transform(const double* z, int64_t nz, const double* u, int64_t nu, const int64_t* cols,
+                      const int64_t* ocols, const int64_t* codes, const double* params, int64_t k,
+                      double* x, int64_t n)
+
+# codes of engine/market/kernels/sample_kernel.py that read a uniform variate (the others a score)
+_U_CODES = (5, 6)
+_N_CODES = 9
+_N_PARAMS = 6
+
+
+def _c_array(a, str name, dtype, int ndim):
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype).name} array with {ndim} "
+                         f"dimension(s), got {getattr(a, 'dtype', type(a).__name__)} "
+                         f"{getattr(a, 'shape', '')}")
+    return a
+
+
+def sample_transform(z, u, cols, out, ocols, codes, params):
+    """The closed-form inverse transforms of the input columns into ``out`` (n, N_INPUTS):
+    the vector twin (ext/market_sample_simd.h) of
+    ``engine.market.kernels.sample_kernel._fast_from_scores``, bit-identical to it.
+    ``z`` (n, n_normal) scores, ``u`` (n, n_uniform) uniforms, ``cols``, ``ocols``,
+    ``codes`` (k,) int64, ``params`` (k, 6). Everything is checked here (shapes, codes
+    0-8, column indices inside their stream and the output) before C runs."""
+    _c_array(z, "z", np.float64, 2)
+    _c_array(u, "u", np.float64, 2)
+    _c_array(out, "out", np.float64, 2)
+    _c_array(cols, "cols", np.int64, 1)
+    _c_array(ocols, "ocols", np.int64, 1)
+    _c_array(codes, "codes", np.int64, 1)
+    _c_array(params, "params", np.float64, 2)
+    cdef Py_ssize_t n = out.shape[0], k = codes.shape[0], c
+    if out.shape[1] != N_IN:
+        raise ValueError(f"out must have shape (n, {N_IN}), got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    if z.shape[0] != n or u.shape[0] != n:
+        raise ValueError(f"z and u must have {n} rows (out's), got {z.shape[0]} and {u.shape[0]}")
+    if cols.shape[0] != k or ocols.shape[0] != k or params.shape[0] != k or params.shape[1] != _N_PARAMS:
+        raise ValueError(f"cols, ocols and params must have {k} rows (codes'), params {_N_PARAMS} columns, got "
+                         f"{cols.shape[0]}, {ocols.shape[0]} and {params.shape}")
+    for c in range(k):
+        code = int(codes[c])
+        if not 0 <= code < _N_CODES:
+            raise ValueError(f"codes[{c}] must be in [0, {_N_CODES - 1}], got {code}")
+        if not 0 <= ocols[c] < N_IN:
+            raise ValueError(f"ocols[{c}] must be in [0, {N_IN - 1}], got {ocols[c]}")
+        if code != 0:
+            width = u.shape[1] if code in _U_CODES else z.shape[1]
+            if not 0 <= cols[c] < width:
+                raise ValueError(f"cols[{c}] must be in [0, {width - 1}] (code {code} reads "
+                                 f"{'u' if code in _U_CODES else 'z'}), got {cols[c]}")
+    if n == 0 or k == 0:
+        return out
+    cdef const double[:, ::1] zv = z
+    cdef const double[:, ::1] uv = u
+    cdef double[:, ::1] xv = out
+    cdef const int64_t[::1] cv = cols
+    cdef const int64_t[::1] ov = ocols
+    cdef const int64_t[::1] kv = codes
+    cdef const double[:, ::1] pv = params
+    # a stream without columns: any valid address (no code reads it)
+    cdef const double* zp = &zv[0, 0] if z.shape[1] else &pv[0, 0]
+    cdef const double* up = &uv[0, 0] if u.shape[1] else &pv[0, 0]
+    with nogil:
+        ms_transform(zp, zv.shape[1], up, uv.shape[1], &cv[0], &ov[0], &kv[0], &pv[0, 0], k, &xv[0, 0], n)
+    return out

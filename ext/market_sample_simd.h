@@ -118,4 +118,21 @@ static void ms_ndtri(const double* p, double* z, int64_t n) {
     ms_ndtri_isa_base(p, z, n);
 }
 
+/* The closed-form inverse transforms of the input columns (codes 0-8 of
+ * engine/market/kernels/sample_kernel.py's _fast_from_scores, whose scalar twin this
+ * is): row i of z (nz columns), u (nu columns) into row i of x (MK_N_IN columns),
+ * i < n; column c of the k reads z[:, cols[c]] or u[:, cols[c]] and writes
+ * x[:, ocols[c]] with params[c * 6 .. c * 6 + 5]. The caller has validated
+ * everything (codes, column indices, shapes). */
+static void ms_transform(const double* z, int64_t nz, const double* u, int64_t nu, const int64_t* cols,
+                         const int64_t* ocols, const int64_t* codes, const double* params, int64_t k,
+                         double* x, int64_t n) {
+#if MK_HAS_CLONES
+    int isa = infercast_isa();
+    if (isa == 2) { ms_transform_isa_v4(z, nz, u, nu, cols, ocols, codes, params, k, x, n); return; }
+    if (isa == 1) { ms_transform_isa_avx2(z, nz, u, nu, cols, ocols, codes, params, k, x, n); return; }
+#endif
+    ms_transform_isa_base(z, nz, u, nu, cols, ocols, codes, params, k, x, n);
+}
+
 #endif

@@ -21,6 +21,10 @@
 #define ms_central MK_F(ms_central)
 #define ms_tail MK_F(ms_tail)
 #define ms_two_pass MK_F(ms_two_pass)
+#define ms_ndtri_p MK_F(ms_ndtri_p)
+#define ms_phi MK_F(ms_phi)
+#define ms_transform_isa MK_F(ms_transform_isa)
+#define mk_exp MK_F(mk_exp)
 #define ms_scores_isa MK_F(ms_scores_isa)
 #define ms_ndtri_isa MK_F(ms_ndtri_isa)
 
@@ -137,6 +141,76 @@ static void ms_scores_isa(const double* u, double* z, int64_t n) { ms_two_pass(u
 /* Phi^-1(p[i]), i < n */
 static void ms_ndtri_isa(const double* p, double* z, int64_t n) { ms_two_pass(p, z, n, 0); }
 
+/* Phi^-1(p), p-form: the central rational function, the tails for vectors with a
+ * lane outside the centre (the values of _ndtri in sample_kernel.py) */
+MK_INLINE mk_vd ms_ndtri_p(mk_vd p) {
+    mk_vd q = p - 0.5;
+    mk_vd y = ms_central(q);
+    mk_vl tail = ~((mk_vd)((mk_vl)q & 0x7FFFFFFFFFFFFFFFLL) <= 0.425);
+    if (ms_any(tail)) y = mk_sel(tail, ms_tail(q, mk_sel(q < 0.0, p, 1.0 - p)), y);
+    return y;
+}
+
+/* standard normal CDF erfc(-z / sqrt 2) / 2, lane by lane with libm's erfc (the
+ * scalar twin calls the same function) */
+MK_INLINE mk_vd ms_phi(mk_vd z) {
+    mk_vd y = z;
+    for (int l = 0; l < MK_W; l++) y[l] = 0.5 * erfc(-z[l] * 0.7071067811865476);
+    return y;
+}
+
+/* The inverse transforms of _fast_from_scores (sample_kernel.py) on MK_W rows at a
+ * time: for each column, MK_W values gathered from z (stride nz) or u (stride nu),
+ * transformed as vectors, scattered into x (stride MK_N_IN); the rows of a block of
+ * z, u and x stay in L1. A short last block repeats row n - 1 in its padding lanes
+ * and stores only the rows it has. Codes and parameters: see _fast_from_scores. */
+static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64_t nu,
+                             const int64_t* cols, const int64_t* ocols, const int64_t* codes,
+                             const double* params, int64_t k, double* x, int64_t n) {
+    for (int64_t i0 = 0; i0 < n; i0 += MK_W) {
+        int m = (int)(n - i0 < MK_W ? n - i0 : MK_W);
+        int64_t row[MK_W];
+        for (int l = 0; l < MK_W; l++) row[l] = i0 + (l < m ? l : m - 1);
+        for (int64_t c = 0; c < k; c++) {
+            int64_t code = codes[c], j = cols[c], oc = ocols[c];
+            const double* pr = params + c * 6;
+            double p0 = pr[0], p1 = pr[1], p2 = pr[2];
+            mk_vd v, y;
+            if (code == 0) {
+                for (int l = 0; l < m; l++) x[(i0 + l) * MK_N_IN + oc] = p0;
+                continue;
+            }
+            if (code == 5 || code == 6)
+                for (int l = 0; l < MK_W; l++) v[l] = u[row[l] * nu + j];
+            else
+                for (int l = 0; l < MK_W; l++) v[l] = z[row[l] * nz + j];
+            if (code == 3 || code == 4) v = ms_phi(v);
+            if (code == 5 || code == 3) {
+                double w = p1 - p0;
+                y = p0 + w * v;
+            } else if (code == 6 || code == 4) {
+                double fc = (p1 - p0) / (p2 - p0);
+                double a_l = (p2 - p0) * (p1 - p0), a_r = (p2 - p0) * (p2 - p1);
+                mk_vl left = v < fc;
+                mk_vd s = ms_sqrt(mk_sel(left, v * a_l, (1.0 - v) * a_r));
+                y = mk_sel(left, p0 + s, p2 - s);
+            } else if (code == 1) {
+                y = p0 + p1 * v;
+            } else if (code == 2) {
+                y = mk_exp(p0 + p1 * v);
+            } else {                                  /* 7, 8: truncated */
+                double p3 = pr[3], lo = pr[4], hi = pr[5];
+                mk_vd p = p2 + p3 * ms_phi(v);
+                mk_vd t = ms_ndtri_p(p);
+                y = code == 8 ? mk_exp(p0 + p1 * t) : p0 + p1 * t;
+                y = mk_sel(y < lo, mk_b(lo), y);
+                y = mk_sel(y > hi, mk_b(hi), y);
+            }
+            for (int l = 0; l < m; l++) x[(i0 + l) * MK_N_IN + oc] = y[l];
+        }
+    }
+}
+
 #undef mk_vd
 #undef mk_vl
 #undef mk_b
@@ -148,6 +222,10 @@ static void ms_ndtri_isa(const double* p, double* z, int64_t n) { ms_two_pass(p,
 #undef ms_central
 #undef ms_tail
 #undef ms_two_pass
+#undef ms_ndtri_p
+#undef ms_phi
+#undef ms_transform_isa
+#undef mk_exp
 #undef ms_scores_isa
 #undef ms_ndtri_isa
 #undef MK_F

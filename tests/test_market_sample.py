@@ -1,4 +1,5 @@
-"""The sampling stage: standard normal scores of the normal stream's uniforms.
+"""The sampling stage: standard normal scores of the normal stream's uniforms, and the
+closed-form inverse transforms of the input columns.
 
 ``ext/market_sample_simd.h`` (Cython backend, every instruction-set copy) and its numba
 twin ``engine.market.kernels.sample_kernel`` must give the same bits; both against
@@ -15,7 +16,9 @@ from hypothesis import given, settings, strategies as st
 from scipy import special, stats
 
 from engine._ext import _market
+from engine.market import distributions as D
 from engine.market.kernels import get_backend
+from engine.market.kernels import layout as L
 from engine.market.kernels import sample_kernel as S
 
 from .simd_copies import run_copy
@@ -114,8 +117,12 @@ u = _uniforms(seed=9, n=20_011)
 p = np.concatenate([_probabilities(), [0.0, 1.0, -0.5, 2.0, np.inf]])
 z = _market.sample_scores(u, np.empty_like(u))
 q = _market._ndtri(p, np.empty_like(p))
+from tests.test_market_sample import _transform_case
+zz, uu, args = _transform_case(1999)
+x = _market.sample_transform(zz, uu, args[0], np.full((zz.shape[0], 45), -1.0), *args[1:])
 print(json.dumps({{"isa": _market.simd_isa(), "scores": z.view(np.int64).tolist(),
-                  "ndtri": np.nan_to_num(q, nan=7.0).view(np.int64).tolist()}}))
+                  "ndtri": np.nan_to_num(q, nan=7.0).view(np.int64).tolist(),
+                  "transform": np.nan_to_num(x, nan=7.0).view(np.int64).tolist()}}))
 """
 
 
@@ -124,12 +131,16 @@ def test_every_instruction_set_copy_gives_identical_scores():
     assert best["isa"] == _market.simd_isa()
     u = _uniforms(seed=9, n=20_011)
     assert best["scores"] == _numba_scores(u).view(np.int64).tolist()
+    zz, uu, args = _transform_case(1999)
+    x = _numba_transform(zz, uu, args)
+    assert best["transform"] == np.nan_to_num(x, nan=7.0).view(np.int64).tolist()
     seen = {best["isa"]}
     for isa in ("avx2", "baseline"):
         got = run_copy(_CHILD, isa)
         seen.add(got["isa"])
         assert got["scores"] == best["scores"], got["isa"]
         assert got["ndtri"] == best["ndtri"], got["isa"]
+        assert got["transform"] == best["transform"], got["isa"]
     assert "baseline" in seen
 
 
@@ -160,10 +171,183 @@ def test_scores_are_standard_normal_ks(seed):
 
 
 def test_model_sampler_identical_on_both_backends():
+    """``MarketModel.sample_inputs`` with each backend's sampling kernels: same bits."""
     from engine.market.scenario import load_scenario
     m = load_scenario("default").build()
     xs = []
     for be in ("numba", "cython"):
         rng, rng_u = np.random.default_rng(4), np.random.default_rng(5)
-        xs.append(m.sample_inputs(rng, 3001, rng_uniform=rng_u, scores=get_backend(be).scores))
+        b = get_backend(be)
+        xs.append(m.sample_inputs(rng, 3001, rng_uniform=rng_u, scores=b.scores, transform=b.transform))
     assert np.array_equal(xs[0], xs[1])
+
+
+# -- inverse transforms ---------------------------------------------------------------------
+
+#: one column per case: (code, distribution); the parameter rows are the model's
+TRANSFORM_CASES = [
+    (S._FAST_FIXED, D.fixed(7.5)),
+    (S._FAST_NORMAL, D.normal(2.0, 0.5)),
+    (S._FAST_LOGNORMAL, D.lognormal(0.3, 0.7)),
+    (S._FAST_LOGNORMAL, D.lognormal_ci(1e9, 1e13)),
+    (S._FAST_UNIFORM, D.uniform(1.0, 4.0)),
+    (S._FAST_TRIANGULAR, D.triangular(0.0, 1.0, 5.0)),
+    (S._FAST_TRIANGULAR, D.triangular(0.0, 0.0, 5.0)),      # mode at lo
+    (S._FAST_U_UNIFORM, D.uniform(-1.0, 4.0)),
+    (S._FAST_U_TRIANGULAR, D.triangular(0.1, 0.6, 0.7)),
+    (S._FAST_U_TRIANGULAR, D.triangular(0.1, 0.7, 0.7)),    # mode at hi
+    (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(5.0, 40.0), 1.0, 1.0e4)),
+    (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0), 0.0, 20.0)),
+    (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0), -np.inf, 1.0)),
+    (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(0.0, 1.0), -0.5, 2.0)),
+]
+_U_CODES = (S._FAST_U_UNIFORM, S._FAST_U_TRIANGULAR)
+
+
+def _row(d):
+    if isinstance(d, D.Fixed):
+        return (d.value,)
+    if isinstance(d, D.Normal):
+        return (d.mean, d.sd)
+    if isinstance(d, D.LogNormal):
+        return (d.mu, d.sigma)
+    if isinstance(d, D.Uniform):
+        return (d.lo, d.hi)
+    if isinstance(d, D.Triangular):
+        return (d.lo, d.mode, d.hi)
+    b = d.base
+    loc, scale = (b.mean, b.sd) if isinstance(b, D.Normal) else (b.mu, b.sigma)
+    return (loc, scale, d._flo, d._fhi - d._flo, d.lo, d.hi)
+
+
+def _transform_args(cases):
+    """(cols, ocols, codes, params) for ``cases``: score and uniform columns numbered in
+    order, output columns spread over the 45 inputs."""
+    cols, nz, nu = [], 0, 0
+    for code, _ in cases:
+        if code in _U_CODES:
+            cols.append(nu)
+            nu += 1
+        else:
+            cols.append(nz)
+            nz += 1
+    ocols = (np.arange(len(cases), dtype=np.int64) * 3) % L.N_INPUTS
+    assert np.unique(ocols).size == len(cases)
+    from engine.market.model import _params_array
+    return (np.array(cols, np.int64), ocols, np.array([c for c, _ in cases], np.int64),
+            _params_array([_row(d) for _, d in cases])), nz, nu
+
+
+def _transform_case(n, seed=8):
+    """Scores (normal, with a few huge, infinite and NaN ones) and uniforms (with 0 and the
+    top of the grid) for TRANSFORM_CASES; ``n`` rows (odd: a short last vector)."""
+    args, nz, nu = _transform_args(TRANSFORM_CASES)
+    rng = np.random.default_rng(seed)
+    z = 1.5 * rng.standard_normal((n, nz))
+    u = rng.random((n, nu))
+    if n >= 6:
+        z[:6, 0] = [0.0, -40.0, 40.0, -np.inf, np.inf, np.nan]
+        u[:2, :] = [[0.0], [1.0 - 2.0 ** -53]]
+    return np.ascontiguousarray(z), np.ascontiguousarray(u), args
+
+
+def _numba_transform(z, u, args):
+    out = np.full((z.shape[0], L.N_INPUTS), -1.0)
+    return S.transform_numba(z, u, args[0], out, *args[1:])
+
+
+def _cython_transform(z, u, args):
+    out = np.full((z.shape[0], L.N_INPUTS), -1.0)
+    return _market.sample_transform(z, u, args[0], out, *args[1:])
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 13, 4099])
+def test_transform_cython_and_numba_identical_bits(n):
+    z, u, args = _transform_case(n)
+    got = _cython_transform(z, u, args)
+    np.testing.assert_array_equal(got, _numba_transform(z, u, args))
+    untouched = np.setdiff1d(np.arange(L.N_INPUTS), args[1])
+    assert np.all(got[:, untouched] == -1.0)
+
+
+def test_transform_matches_distributions():
+    """Both compiled transforms equal each distribution's own ``from_normal`` (score
+    codes) or ``ppf`` (uniform codes) to rounding: 1e-13 relatively, or absolutely 1e-13
+    times the sd of a normal base or the width of a bounded support (values near a bound
+    of a triangular cancel: hi - sqrt(.) near lo)."""
+    z, u, args = _transform_case(5001)
+    z, u = z[6:], u[2:]
+    got = _cython_transform(np.ascontiguousarray(z), np.ascontiguousarray(u[:z.shape[0]]), args)
+    u = u[:z.shape[0]]
+    cols, ocols = args[0], args[1]
+    for c, (code, d) in enumerate(TRANSFORM_CASES):
+        want = d.ppf(u[:, cols[c]]) if code in _U_CODES else d.from_normal(z[:, cols[c]])
+        base = getattr(d, "base", d)
+        lo, hi = d.support
+        atol = 1e-13 * (base.sd if isinstance(base, D.Normal) else hi - lo if np.isfinite(hi - lo) else 1e-287)
+        np.testing.assert_allclose(got[:, ocols[c]], want, rtol=1e-13, atol=atol, err_msg=d.describe())
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=st.floats(-1e3, 1e3), w1=st.floats(0.0, 1e3), w2=st.floats(1e-3, 1e3),
+       mu=st.floats(-30.0, 30.0), sigma=st.floats(1e-3, 5.0), a=st.floats(-3.0, 2.0), width=st.floats(0.2, 5.0),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_transform_identical_bits_property(lo, w1, w2, mu, sigma, a, width, seed):
+    """Random parameters inside the declared domains, every code: the same bits."""
+    base = D.lognormal(mu, sigma)
+    t_lo, t_hi = np.exp(mu + sigma * np.array([a, a + width]))
+    cases = [(S._FAST_U_TRIANGULAR, D.triangular(lo, lo + w1, lo + w1 + w2)),
+             (S._FAST_TRIANGULAR, D.triangular(lo, lo + w1, lo + w1 + w2)),
+             (S._FAST_U_UNIFORM, D.uniform(lo, lo + w2)), (S._FAST_UNIFORM, D.uniform(lo, lo + w2)),
+             (S._FAST_LOGNORMAL, base), (S._FAST_NORMAL, D.normal(lo, w2)),
+             (S._FAST_TRUNC_LOGNORMAL, D.truncated(base, float(t_lo), float(t_hi))),
+             (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(lo, w2), lo + a * w2, lo + (a + width) * w2))]
+    args, nz, nu = _transform_args(cases)
+    rng = np.random.default_rng(seed)
+    z = np.ascontiguousarray(2.0 * rng.standard_normal((37, nz)))
+    u = rng.random((37, nu))
+    np.testing.assert_array_equal(_cython_transform(z, u, args), _numba_transform(z, u, args))
+
+
+def test_sample_transform_rejects_bad_input():
+    z, u, (cols, ocols, codes, params) = _transform_case(9)
+    out = np.empty((9, L.N_INPUTS))
+
+    def call(**kw):
+        a = dict(z=z, u=u, cols=cols, out=out, ocols=ocols, codes=codes, params=params)
+        a.update(kw)
+        return _market.sample_transform(a["z"], a["u"], a["cols"], a["out"], a["ocols"], a["codes"], a["params"])
+
+    with pytest.raises(ValueError, match="out must have shape"):
+        call(out=np.empty((9, 44)))
+    with pytest.raises(ValueError, match="z must be a C-contiguous float64"):
+        call(z=np.asfortranarray(z))
+    with pytest.raises(ValueError, match="codes must be a C-contiguous int64"):
+        call(codes=codes.astype(np.int32))
+    with pytest.raises(ValueError, match="z and u must have 9 rows"):
+        call(u=u[:5])
+    bad = codes.copy()
+    bad[3] = 9
+    with pytest.raises(ValueError, match=r"codes\[3\] must be in \[0, 8\], got 9"):
+        call(codes=bad)
+    bad = cols.copy()
+    bad[1] = z.shape[1]
+    with pytest.raises(ValueError, match=r"cols\[1\] must be in .* reads z\), got"):
+        call(cols=bad)
+    bad = ocols.copy()
+    bad[0] = 45
+    with pytest.raises(ValueError, match=r"ocols\[0\] must be in \[0, 44\], got 45"):
+        call(ocols=bad)
+    with pytest.raises(ValueError, match="params 6 columns"):
+        call(params=params[:, :5].copy())
+    assert call(z=z[:0], u=u[:0], out=out[:0]).shape == (0, L.N_INPUTS)
+
+
+def test_forecast_input_matrix_identical_on_both_backends():
+    """``sample_values``' inputs (scores, copula, transforms) on both backends: same bits."""
+    from engine.market.scenario import load_scenario
+    from engine.market.simulate import sample_values
+    m = load_scenario("default").build()
+    xn, _ = sample_values(m, 3000, seed=2, backend="numba")
+    xc, _ = sample_values(m, 3000, seed=2, backend="cython")
+    assert np.array_equal(xn, xc)

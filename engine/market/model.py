@@ -15,7 +15,6 @@ take. The normal scores are AS 241 ``Phi^-1`` of uniforms from the normal stream
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -26,9 +25,11 @@ import numpy as np
 from .correlation import CorrelationSpec
 from .distributions import Distribution, Domain, LogNormal, Normal, Triangular, Truncated, Uniform
 from .kernels import layout as L
-from .kernels.numba_kernel import _exp
 from .kernels.sample_kernel import _ndtri, _ndtri_central, _ndtri_tail  # noqa: F401 (re-exported)
-from .kernels.sample_kernel import scores_from_uniforms_numba
+from .kernels.sample_kernel import scores_from_uniforms_numba, transform_numba
+from .kernels.sample_kernel import (  # noqa: F401 (the stream codes, re-exported)
+    _FAST_FIXED, _FAST_LOGNORMAL, _FAST_NORMAL, _FAST_TRIANGULAR, _FAST_TRUNC_LOGNORMAL, _FAST_TRUNC_NORMAL,
+    _FAST_U_TRIANGULAR, _FAST_U_UNIFORM, _FAST_UNIFORM, _N_PARAMS, _fast_from_scores)
 
 __all__ = ["InputSpec", "INPUTS", "OUTPUTS", "MarketModel", "Event", "parse_event"]
 
@@ -131,124 +132,6 @@ def _correlate_columns(z, cols, factor, tmp):
             for b in range(k):
                 acc += factor[a, b] * tmp[b]
             z[i, cols[a]] = acc
-
-
-_FAST_FIXED, _FAST_NORMAL, _FAST_LOGNORMAL, _FAST_UNIFORM, _FAST_TRIANGULAR = 0, 1, 2, 3, 4
-#: uniform and triangular inputs sampled from a uniform variate ``u`` (no normal score)
-_FAST_U_UNIFORM, _FAST_U_TRIANGULAR = 5, 6
-#: normal and lognormal truncated to [lo, hi], from a normal score
-_FAST_TRUNC_NORMAL, _FAST_TRUNC_LOGNORMAL = 7, 8
-#: parameters per column of ``_fast_from_scores`` (unused ones are 0)
-_N_PARAMS = 6
-_SQRT1_2 = 0.7071067811865476
-
-#: Rows per block of ``_fast_from_scores`` (its contiguous column buffers stay in L1).
-_ROW_BLOCK = 128
-
-
-@nb.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
-def _fast_from_scores(z, u, cols, out, ocols, codes, params):
-    """Closed-form inverse transforms of the common families, one column at a time.
-
-    Codes 1-4 read a normal score ``z[i, cols[c]]``: normal ``m + s z``; lognormal
-    ``exp(mu + s z)``; uniform ``lo + (hi - lo) Phi(z)``; triangular ``ppf(Phi(z))``
-    (Vose 2008), with ``Phi(z) = erfc(-z / sqrt 2) / 2``. Codes 5 and 6 (uniform,
-    triangular) read a uniform variate ``u[i, cols[c]]`` directly (inverse transform
-    without the normal CDF, Devroye 1986 sec. II.2). Code 0 is a fixed value.
-    Codes 7 and 8 (normal and lognormal truncated to [lo, hi], normal score ``z``) are
-    ``Truncated.ppf``'s formula: ``x = Phi^-1(Phi(a) + (Phi(b) - Phi(a)) Phi(z))``
-    (Johnson et al. 1994, sec. 10.1; ``a``, ``b`` the bounds as base-normal scores,
-    ``Phi^-1`` by ``_ndtri``, AS 241), then ``m + s x`` or ``exp(mu + s x)``, clipped to
-    [lo, hi]; ``params[c]`` = (m or mu, s, Phi(a), Phi(b) - Phi(a), lo, hi).
-
-    Column by column inside blocks of ``_ROW_BLOCK`` rows: a block of a column is
-    copied into a contiguous buffer, transformed there and copied into its output
-    column, so each transform loop has one formula, unit stride and no branch, and
-    vectorises (the row-major columns are 45 or n_normal doubles apart). The
-    lognormal's exp is the kernels' branch-free ``_exp`` (within 2 ulp of numpy.exp,
-    ``numba_kernel``), which vectorises where libm's exp is one call per value; the
-    triangular inverse evaluates both branches and selects (Vose 2008's formula).
-    The truncated transforms run in passes over the block: p; AS 241's central
-    rational function for every row (vectorises); its tails for the rows outside the
-    centre (15 % of them when p is near uniform); exp or affine; clip. Short passes
-    keep the latency of erfc, log and the divisions, and the cost of a mispredicted
-    branch, from adding up along one long chain per row (one fused loop measured
-    twice as slow)."""
-    n_all = out.shape[0]
-    k = codes.shape[0]
-    src = np.empty(_ROW_BLOCK)
-    dst = np.empty(_ROW_BLOCK)
-    for r0 in range(0, n_all, _ROW_BLOCK):
-        m = min(_ROW_BLOCK, n_all - r0)
-        for c in range(k):
-            code = codes[c]
-            p0 = params[c, 0]
-            p1 = params[c, 1]
-            p2 = params[c, 2]
-            oc = ocols[c]
-            j = cols[c]
-            if code == 0:
-                for i in range(m):
-                    out[r0 + i, oc] = p0
-                continue
-            if code == 5 or code == 6:
-                for i in range(m):
-                    src[i] = u[r0 + i, j]
-            else:
-                for i in range(m):
-                    src[i] = z[r0 + i, j]
-            if code == 5:
-                w = p1 - p0
-                for i in range(m):
-                    dst[i] = p0 + w * src[i]
-            elif code == 6:
-                fc = (p1 - p0) / (p2 - p0)
-                a_l = (p2 - p0) * (p1 - p0)
-                a_r = (p2 - p0) * (p2 - p1)
-                for i in range(m):
-                    uu = src[i]
-                    left = p0 + math.sqrt(uu * a_l)
-                    right = p2 - math.sqrt((1.0 - uu) * a_r)
-                    dst[i] = left if uu < fc else right
-            elif code == 1:
-                for i in range(m):
-                    dst[i] = p0 + p1 * src[i]
-            elif code == 2:
-                for i in range(m):
-                    dst[i] = _exp(p0 + p1 * src[i])
-            elif code >= 7:
-                p3 = params[c, 3]
-                lo = params[c, 4]
-                hi = params[c, 5]
-                for i in range(m):  # src <- p = Phi(a) + (Phi(b) - Phi(a)) Phi(z)
-                    src[i] = p2 + p3 * (0.5 * math.erfc(-src[i] * _SQRT1_2))
-                for i in range(m):
-                    dst[i] = _ndtri_central(src[i])
-                for i in range(m):
-                    if not abs(src[i] - 0.5) <= 0.425:
-                        dst[i] = _ndtri_tail(src[i])
-                if code == 8:
-                    for i in range(m):
-                        dst[i] = _exp(p0 + p1 * dst[i])
-                else:
-                    for i in range(m):
-                        dst[i] = p0 + p1 * dst[i]
-                for i in range(m):
-                    v = dst[i]
-                    v = lo if v < lo else v
-                    dst[i] = hi if v > hi else v
-            else:
-                for i in range(m):
-                    uu = 0.5 * math.erfc(-src[i] * _SQRT1_2)
-                    if code == 3:
-                        v = p0 + (p1 - p0) * uu
-                    elif uu < (p1 - p0) / (p2 - p0):
-                        v = p0 + math.sqrt(uu * (p2 - p0) * (p1 - p0))
-                    else:
-                        v = p2 - math.sqrt((1.0 - uu) * (p2 - p0) * (p2 - p1))
-                    dst[i] = v
-            for i in range(m):
-                out[r0 + i, oc] = dst[i]
 
 
 def _params_array(rows) -> np.ndarray:
@@ -435,11 +318,13 @@ class MarketModel:
         return L.N_OUTPUTS * self.n_years
 
     def inputs_from_scores(self, z: np.ndarray, u: np.ndarray, correlate: bool = True,
-                           out: np.ndarray | None = None) -> np.ndarray:
+                           out: np.ndarray | None = None, transform=None) -> np.ndarray:
         """Input matrix (n, N_INPUTS) from normal scores ``z`` (n, n_normal) of the inputs
         ``normal_names`` and uniform variates ``u`` (n, n_uniform) of ``uniform_names``.
 
         ``z`` is modified in place when ``correlate`` and a correlation is set.
+        ``transform``: a backend's ``Backend.transform`` (bit-identical on every backend;
+        default ``kernels.sample_kernel.transform_numba``).
         """
         n = z.shape[0]
         if out is None:
@@ -448,22 +333,23 @@ class MarketModel:
             _correlate_columns(z, self._corr_cols_normal, self.correlation.factor,
                                np.empty(self._corr_cols_normal.size))
         cols, oc, codes, params = self._streams
-        _fast_from_scores(z, u, cols, out, oc, codes, params)
+        (transform_numba if transform is None else transform)(z, u, cols, out, oc, codes, params)
         for col, j, d in self._slow_streams:
             out[:, col] = d.from_normal(z[:, j])
         return out
 
     def sample_inputs(self, rng: np.random.Generator, n: int, correlate: bool = True,
                       rng_uniform: np.random.Generator | None = None, out: np.ndarray | None = None,
-                      z: np.ndarray | None = None, u: np.ndarray | None = None, scores=None) -> np.ndarray:
+                      z: np.ndarray | None = None, u: np.ndarray | None = None, scores=None,
+                      transform=None) -> np.ndarray:
         """``n`` draws of the input matrix: ``n x n_normal`` standard normal scores from
         ``rng`` and ``n x n_uniform`` uniforms on [0, 1) from ``rng_uniform``
         (``Generator.random``, row-major; ``rng`` itself when not given, after the
         normal stream's variates). The scores are ``Phi^-1`` of the midpoints of the cells
         of ``rng.random``'s uniforms ``k 2^-53`` (AS 241; ``scores(u, z)``, by default
         ``kernels.sample_kernel.scores_from_uniforms_numba``, or a backend's bit-identical
-        ``Backend.scores``). ``out``, ``z``, ``u``: optional C-contiguous buffers of at
-        least ``n`` rows.
+        ``Backend.scores``); ``transform``: see ``inputs_from_scores``. ``out``, ``z``,
+        ``u``: optional C-contiguous buffers of at least ``n`` rows.
         """
         nn, nu = len(self.normal_names), len(self.uniform_names)
         z = np.empty((n, nn)) if z is None else z[:n]
@@ -474,7 +360,7 @@ class MarketModel:
             (scores_from_uniforms_numba if scores is None else scores)(z, z)
         if nu:
             (rng if rng_uniform is None else rng_uniform).random(out=u)
-        return self.inputs_from_scores(z, u, correlate=correlate, out=out)
+        return self.inputs_from_scores(z, u, correlate=correlate, out=out, transform=transform)
 
     # -- names ------------------------------------------------------------------------------
     def series_index(self, output: str, year: int) -> int:

@@ -149,7 +149,8 @@ class Simulation:
             nb = min(step, n - start)
             if acc.pending + nb > acc.capacity:
                 self._flush(acc)
-            x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf, scores=self.backend.scores)
+            x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf, scores=self.backend.scores,
+                                transform=self.backend.transform)
             acc.bad_draws += self.backend.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite,
                                                     acc.clamped, self.ev_series, self.ev_op, self.ev_thr,
                                                     acc.ev_count)
@@ -346,7 +347,8 @@ def sample_values(model: MarketModel, draws: int, seed: int = 0, backend: str = 
     xs = []
     for b, (rng, rng_u) in enumerate(block_rngs(seed, 0, nblocks)):
         n = min(BLOCK_DRAWS, draws - b * BLOCK_DRAWS)
-        xs.append(model.sample_inputs(rng, n, correlate=correlate, rng_uniform=rng_u, scores=be.scores))
+        xs.append(model.sample_inputs(rng, n, correlate=correlate, rng_uniform=rng_u, scores=be.scores,
+                                      transform=be.transform))
     x = np.ascontiguousarray(np.concatenate(xs))
     out = np.empty((draws, L.N_OUTPUTS, model.n_years))
     be.values(x, model.year_params, out, threads)
