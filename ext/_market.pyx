@@ -380,8 +380,8 @@ cdef extern from "market_sample_simd.h" nogil:
                       double* x, int64_t n)
 
 # codes of engine/market/kernels/sample_kernel.py that read a uniform variate (the others a score)
-_U_CODES = (5, 6)
-_N_CODES = 9
+_U_CODES = (5, 6, 9, 10)
+_N_CODES = 11
 _N_PARAMS = 6
 
 
@@ -399,7 +399,7 @@ def sample_transform(z, u, cols, out, ocols, codes, params):
     ``engine.market.kernels.sample_kernel._fast_from_scores``, bit-identical to it.
     ``z`` (n, n_normal) scores, ``u`` (n, n_uniform) uniforms, ``cols``, ``ocols``,
     ``codes`` (k,) int64, ``params`` (k, 6). Everything is checked here (shapes, codes
-    0-8, column indices inside their stream and the output) before C runs."""
+    0-10, column indices inside their stream and the output) before C runs."""
     _c_array(z, "z", np.float64, 2)
     _c_array(u, "u", np.float64, 2)
     _c_array(out, "out", np.float64, 2)

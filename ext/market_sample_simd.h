@@ -118,7 +118,7 @@ static void ms_ndtri(const double* p, double* z, int64_t n) {
     ms_ndtri_isa_base(p, z, n);
 }
 
-/* The closed-form inverse transforms of the input columns (codes 0-8 of
+/* The closed-form inverse transforms of the input columns (codes 0-10 of
  * engine/market/kernels/sample_kernel.py's _fast_from_scores, whose scalar twin this
  * is): row i of z (nz columns), u (nu columns) into row i of x (MK_N_IN columns),
  * i < n; column c of the k reads z[:, cols[c]] or u[:, cols[c]] and writes

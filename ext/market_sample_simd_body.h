@@ -180,7 +180,7 @@ static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64
                 for (int l = 0; l < m; l++) x[(i0 + l) * MK_N_IN + oc] = p0;
                 continue;
             }
-            if (code == 5 || code == 6)
+            if (code == 5 || code == 6 || code >= 9)
                 for (int l = 0; l < MK_W; l++) v[l] = u[row[l] * nu + j];
             else
                 for (int l = 0; l < MK_W; l++) v[l] = z[row[l] * nz + j];
@@ -198,11 +198,11 @@ static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64
                 y = p0 + p1 * v;
             } else if (code == 2) {
                 y = mk_exp(p0 + p1 * v);
-            } else {                                  /* 7, 8: truncated */
+            } else {                                  /* 7-10: truncated */
                 double p3 = pr[3], lo = pr[4], hi = pr[5];
-                mk_vd p = p2 + p3 * ms_phi(v);
+                mk_vd p = p2 + p3 * (code <= 8 ? ms_phi(v) : v);
                 mk_vd t = ms_ndtri_p(p);
-                y = code == 8 ? mk_exp(p0 + p1 * t) : p0 + p1 * t;
+                y = code == 8 || code == 10 ? mk_exp(p0 + p1 * t) : p0 + p1 * t;
                 y = mk_sel(y < lo, mk_b(lo), y);
                 y = mk_sel(y > hi, mk_b(hi), y);
             }

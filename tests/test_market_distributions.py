@@ -149,8 +149,8 @@ def test_compiled_transforms_match_distributions():
 
 def test_stream_transforms_match_distributions():
     """The sampling path (normal scores for some inputs, uniform variates for the uncorrelated
-    uniform/triangular ones) equals each distribution's own inverse transform."""
-    from engine.market.distributions import Triangular, Uniform
+    uniform/triangular/truncated ones) equals each distribution's own inverse transform."""
+    from engine.market.distributions import Triangular, Truncated, Uniform
     from engine.market.kernels import layout as L
     from engine.market.scenario import load_scenario
     m = load_scenario("default").build()
@@ -162,7 +162,7 @@ def test_stream_transforms_match_distributions():
     for j, k in enumerate(m.normal_names):
         np.testing.assert_allclose(x[:, L.INPUT_NAMES.index(k)], m.inputs[k].from_normal(z[:, j]), rtol=1e-13)
     for j, k in enumerate(m.uniform_names):
-        assert type(m.inputs[k]) in (Uniform, Triangular) and k not in m.correlation.names
+        assert type(m.inputs[k]) in (Uniform, Triangular, Truncated) and k not in m.correlation.names
         np.testing.assert_allclose(x[:, L.INPUT_NAMES.index(k)], m.inputs[k].ppf(u[:, j]), rtol=1e-13)
 
 

@@ -150,9 +150,10 @@ def test_truncated_matches_reference_property(lo, ratio, a, width, lognormal):
 
 
 def test_default_model_samples_truncated_inputs_compiled():
-    """The default scenario's truncated lognormals take the compiled path (no slow stream)."""
+    """The default scenario's truncated lognormals take the compiled path (no slow stream),
+    from a uniform variate (they are not correlated)."""
     from engine.market.scenario import load_scenario
     m = load_scenario("default").build()
     assert m._slow_streams == []
     codes = m._streams[2]
-    assert np.count_nonzero(codes == M._FAST_TRUNC_LOGNORMAL) == 2
+    assert np.count_nonzero(codes == M._FAST_U_TRUNC_LOGNORMAL) == 2

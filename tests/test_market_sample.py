@@ -200,8 +200,12 @@ TRANSFORM_CASES = [
     (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0), 0.0, 20.0)),
     (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0), -np.inf, 1.0)),
     (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(0.0, 1.0), -0.5, 2.0)),
+    (S._FAST_U_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(5.0, 40.0), 1.0, 1.0e4)),
+    (S._FAST_U_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0), 0.0, 20.0)),       # Phi(a) = 0
+    (S._FAST_U_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0), 2.5, np.inf)),
+    (S._FAST_U_TRUNC_NORMAL, D.truncated(D.normal(0.0, 1.0), -0.5, 2.0)),
 ]
-_U_CODES = (S._FAST_U_UNIFORM, S._FAST_U_TRIANGULAR)
+_U_CODES = S._U_CODES
 
 
 def _row(d):
@@ -231,7 +235,7 @@ def _transform_args(cases):
         else:
             cols.append(nz)
             nz += 1
-    ocols = (np.arange(len(cases), dtype=np.int64) * 3) % L.N_INPUTS
+    ocols = (np.arange(len(cases), dtype=np.int64) * 2) % L.N_INPUTS
     assert np.unique(ocols).size == len(cases)
     from engine.market.model import _params_array
     return (np.array(cols, np.int64), ocols, np.array([c for c, _ in cases], np.int64),
@@ -301,7 +305,9 @@ def test_transform_identical_bits_property(lo, w1, w2, mu, sigma, a, width, seed
              (S._FAST_U_UNIFORM, D.uniform(lo, lo + w2)), (S._FAST_UNIFORM, D.uniform(lo, lo + w2)),
              (S._FAST_LOGNORMAL, base), (S._FAST_NORMAL, D.normal(lo, w2)),
              (S._FAST_TRUNC_LOGNORMAL, D.truncated(base, float(t_lo), float(t_hi))),
-             (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(lo, w2), lo + a * w2, lo + (a + width) * w2))]
+             (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(lo, w2), lo + a * w2, lo + (a + width) * w2)),
+             (S._FAST_U_TRUNC_LOGNORMAL, D.truncated(base, float(t_lo), float(t_hi))),
+             (S._FAST_U_TRUNC_NORMAL, D.truncated(D.normal(lo, w2), lo + a * w2, lo + (a + width) * w2))]
     args, nz, nu = _transform_args(cases)
     rng = np.random.default_rng(seed)
     z = np.ascontiguousarray(2.0 * rng.standard_normal((37, nz)))
@@ -327,8 +333,8 @@ def test_sample_transform_rejects_bad_input():
     with pytest.raises(ValueError, match="z and u must have 9 rows"):
         call(u=u[:5])
     bad = codes.copy()
-    bad[3] = 9
-    with pytest.raises(ValueError, match=r"codes\[3\] must be in \[0, 8\], got 9"):
+    bad[3] = 11
+    with pytest.raises(ValueError, match=r"codes\[3\] must be in \[0, 10\], got 11"):
         call(codes=bad)
     bad = cols.copy()
     bad[1] = z.shape[1]

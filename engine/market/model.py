@@ -29,7 +29,8 @@ from .kernels.sample_kernel import _ndtri, _ndtri_central, _ndtri_tail  # noqa: 
 from .kernels.sample_kernel import scores_from_uniforms_numba, transform_numba
 from .kernels.sample_kernel import (  # noqa: F401 (the stream codes, re-exported)
     _FAST_FIXED, _FAST_LOGNORMAL, _FAST_NORMAL, _FAST_TRIANGULAR, _FAST_TRUNC_LOGNORMAL, _FAST_TRUNC_NORMAL,
-    _FAST_U_TRIANGULAR, _FAST_U_UNIFORM, _FAST_UNIFORM, _N_PARAMS, _fast_from_scores)
+    _FAST_U_TRIANGULAR, _FAST_U_TRUNC_LOGNORMAL, _FAST_U_TRUNC_NORMAL, _FAST_U_UNIFORM, _FAST_UNIFORM, _N_PARAMS,
+    _fast_from_scores)
 
 __all__ = ["InputSpec", "INPUTS", "OUTPUTS", "MarketModel", "Event", "parse_event"]
 
@@ -132,6 +133,15 @@ def _correlate_columns(z, cols, factor, tmp):
             for b in range(k):
                 acc += factor[a, b] * tmp[b]
             z[i, cols[a]] = acc
+
+
+def _truncated_params(d: Truncated) -> tuple:
+    """``_fast_from_scores``' parameters of a truncated normal or lognormal: (m or mu, s,
+    Phi(a), Phi(b) - Phi(a), lo, hi), with ``d._flo``, ``d._fhi`` as ``Truncated.ppf``
+    uses them (the same rounding)."""
+    b = d.base
+    loc, scale = (b.mean, b.sd) if type(b) is Normal else (b.mu, b.sigma)
+    return (loc, scale, d._flo, d._fhi - d._flo, d.lo, d.hi)
 
 
 def _params_array(rows) -> np.ndarray:
@@ -243,9 +253,10 @@ class MarketModel:
     def _plan_streams(self):
         """Which random inputs draw a normal score and which a uniform variate.
 
-        Uniform and triangular inputs outside the correlation block are sampled from a
-        uniform variate (cheaper than a normal score followed by the normal CDF);
-        every other random input, and every correlated one, from a normal score."""
+        Uniform, triangular and truncated normal/lognormal inputs outside the correlation
+        block are sampled from a uniform variate (cheaper than a normal score followed by
+        the normal CDF); every other random input, and every correlated one, from a
+        normal score."""
         corr = set(self.correlation.names) if self.correlation is not None else set()
         self.normal_names, self.uniform_names = [], []
         codes, params, cols, oc, slow = [], [], [], [], []
@@ -253,13 +264,18 @@ class MarketModel:
             if not d.is_random:
                 codes.append(_FAST_FIXED); params.append((d.value, 0.0, 0.0)); cols.append(0); oc.append(col)  # type: ignore[attr-defined]
                 continue
-            if type(d) in (Uniform, Triangular) and k not in corr:
+            truncated = type(d) is Truncated and type(d.base) in (Normal, LogNormal)
+            if (type(d) in (Uniform, Triangular) or truncated) and k not in corr:
                 j = len(self.uniform_names)
                 self.uniform_names.append(k)
                 if type(d) is Uniform:
                     codes.append(_FAST_U_UNIFORM); params.append((d.lo, d.hi, 0.0))
-                else:
+                elif type(d) is Triangular:
                     codes.append(_FAST_U_TRIANGULAR); params.append((d.lo, d.mode, d.hi))
+                else:
+                    b = d.base
+                    codes.append(_FAST_U_TRUNC_NORMAL if type(b) is Normal else _FAST_U_TRUNC_LOGNORMAL)
+                    params.append(_truncated_params(d))
                 cols.append(j); oc.append(col)
                 continue
             j = len(self.normal_names)
@@ -272,14 +288,9 @@ class MarketModel:
                 codes.append(_FAST_UNIFORM); params.append((d.lo, d.hi, 0.0))
             elif type(d) is Triangular:
                 codes.append(_FAST_TRIANGULAR); params.append((d.lo, d.mode, d.hi))
-            elif type(d) is Truncated and type(d.base) in (Normal, LogNormal):
-                b = d.base
-                if type(b) is Normal:
-                    codes.append(_FAST_TRUNC_NORMAL); loc, scale = b.mean, b.sd
-                else:
-                    codes.append(_FAST_TRUNC_LOGNORMAL); loc, scale = b.mu, b.sigma
-                # d._flo, d._fhi: Phi(a), Phi(b) as Truncated.ppf uses them (same rounding)
-                params.append((loc, scale, d._flo, d._fhi - d._flo, d.lo, d.hi))
+            elif truncated:
+                codes.append(_FAST_TRUNC_NORMAL if type(d.base) is Normal else _FAST_TRUNC_LOGNORMAL)
+                params.append(_truncated_params(d))
             else:
                 slow.append((col, j, d))
                 continue

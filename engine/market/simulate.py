@@ -6,7 +6,8 @@ Draws are split into RNG *blocks* of ``BLOCK_DRAWS`` consecutive draws. Block
 ``b`` has child ``c_b = SeedSequence(seed).spawn(...)[b]`` and two streams (O'Neill 2014;
 numpy NEP 19): the "normal" stream ``Generator(PCG64(c_b))`` for the inputs that need a
 normal score (``model.normal_names``) and the uniform stream
-``Generator(PCG64(c_b.spawn(1)[0]))`` for the uncorrelated uniform/triangular inputs
+``Generator(PCG64(c_b.spawn(1)[0]))`` for the uncorrelated uniform, triangular and
+truncated normal/lognormal inputs
 (``model.uniform_names``), each filled in bulk per batch with ``random(out=)`` and consumed
 row by row; the normal stream's uniforms become scores by the backend's AS 241 ``ndtri``
 of their cell midpoints (``Backend.scores``; bit-identical on the numba and Cython

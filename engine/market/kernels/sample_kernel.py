@@ -229,8 +229,12 @@ _FAST_FIXED, _FAST_NORMAL, _FAST_LOGNORMAL, _FAST_UNIFORM, _FAST_TRIANGULAR = 0,
 _FAST_U_UNIFORM, _FAST_U_TRIANGULAR = 5, 6
 #: normal and lognormal truncated to [lo, hi], from a normal score
 _FAST_TRUNC_NORMAL, _FAST_TRUNC_LOGNORMAL = 7, 8
+#: normal and lognormal truncated to [lo, hi], from a uniform variate ``u`` (no normal CDF)
+_FAST_U_TRUNC_NORMAL, _FAST_U_TRUNC_LOGNORMAL = 9, 10
+#: codes that read a uniform variate (the others, but 0, read a normal score)
+_U_CODES = (5, 6, 9, 10)
 #: number of codes (0 .. _N_CODES - 1)
-_N_CODES = 9
+_N_CODES = 11
 #: parameters per column of ``_fast_from_scores`` (unused ones are 0)
 _N_PARAMS = 6
 _SQRT1_2 = 0.7071067811865476
@@ -268,7 +272,8 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
     ``Truncated.ppf``'s formula: ``x = Phi^-1(Phi(a) + (Phi(b) - Phi(a)) Phi(z))``
     (Johnson et al. 1994, sec. 10.1; ``a``, ``b`` the bounds as base-normal scores,
     ``Phi^-1`` by ``_ndtri``, AS 241), then ``m + s x`` or ``exp(mu + s x)``, clipped to
-    [lo, hi]; ``params[c]`` = (m or mu, s, Phi(a), Phi(b) - Phi(a), lo, hi).
+    [lo, hi]; ``params[c]`` = (m or mu, s, Phi(a), Phi(b) - Phi(a), lo, hi). Codes 9 and
+    10 are codes 7 and 8 with a uniform variate ``u`` in place of ``Phi(z)``.
     Scalar twin of ``ms_transform`` (ext/market_sample_simd.h): the same operations in
     the same order (the lognormal's exp is the kernels' ``_exp``, ``mk_exp``'s twin;
     erfc is libm's in both).
@@ -302,7 +307,7 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
                 for i in range(m):
                     out[r0 + i, oc] = p0
                 continue
-            if code == 5 or code == 6:
+            if code == 5 or code == 6 or code >= 9:
                 for i in range(m):
                     src[i] = u[r0 + i, j]
             else:
@@ -327,18 +332,21 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
             elif code == 2:
                 for i in range(m):
                     dst[i] = _exp(p0 + p1 * src[i])
-            else:  # 7, 8
+            else:  # 7, 8, 9, 10
                 p3 = params[c, 3]
                 lo = params[c, 4]
                 hi = params[c, 5]
-                for i in range(m):  # src <- p = Phi(a) + (Phi(b) - Phi(a)) Phi(z)
-                    src[i] = p2 + p3 * _phi(src[i])
+                if code <= 8:
+                    for i in range(m):  # src <- Phi(z)
+                        src[i] = _phi(src[i])
+                for i in range(m):  # src <- p = Phi(a) + (Phi(b) - Phi(a)) src
+                    src[i] = p2 + p3 * src[i]
                 for i in range(m):
                     dst[i] = _ndtri_central(src[i])
                 for i in range(m):
                     if not abs(src[i] - 0.5) <= 0.425:
                         dst[i] = _ndtri_tail(src[i])
-                if code == 8:
+                if code == 8 or code == 10:
                     for i in range(m):
                         dst[i] = _exp(p0 + p1 * dst[i])
                 else:
