@@ -116,7 +116,6 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
     stages are those of ``MarketModel.sample_inputs`` and the fused kernel, called as
     ``Simulation._run_block`` calls them; ``end to end`` is the whole batch step."""
     import threading
-    from engine.market import model as M
     from engine.market.kernels import get_backend
     from engine.market.simulate import block_streams
     from engine.market.summaries import Accumulator
@@ -138,7 +137,6 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
         e0, ef = np.zeros(0, np.int64), np.zeros(0)
         cols, oc, codes, params = m._streams
         corr = m.correlation.factor if m.correlation is not None else np.zeros((0, 0))
-        tmp = np.empty(m._corr_cols_normal.size)
         t = {k: [] for k in names}
         for r in range(reps + 1):
             if acc.pending + 2 * batch > acc.capacity:
@@ -150,7 +148,7 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
             rng_u.random(out=u)
             c2 = time.perf_counter()
             if m._corr_cols_normal.size:
-                M._correlate_columns(z, m._corr_cols_normal, corr, tmp)
+                be.correlate(z, m._corr_cols_normal, corr)
             c3 = time.perf_counter()
             be.transform(z, u, cols, x, oc, codes, params)
             c4 = time.perf_counter()
@@ -160,7 +158,7 @@ def stage_breakdown(model, backend="numba", batch=8192, reps=40, threads=1):
             be.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
             c6 = time.perf_counter()
             xx = m.sample_inputs(rng, batch, rng_uniform=rng_u, out=x, z=z, u=u, scores=be.scores,
-                                transform=be.transform)
+                                transform=be.transform, correlate_fn=be.correlate)
             be.summaries(xx, m.year_params, acc.hist, acc.span, sums, acc.nonfinite, acc.clamped, e0, e0, ef, e0)
             c7 = time.perf_counter()
             acc.pending += 2 * batch

@@ -443,3 +443,41 @@ def sample_transform(z, u, cols, out, ocols, codes, params):
     with nogil:
         ms_transform(zp, zv.shape[1], up, uv.shape[1], &cv[0], &ov[0], &kv[0], &pv[0, 0], k, &xv[0, 0], n)
     return out
+
+
+cdef extern from "market_sample_simd.h" nogil:
+    enum:
+        MAX_CORR "MS_MAX_CORR"
+    void ms_correlate(double* z, int64_t nz, const int64_t* cols, int64_t k, const double* f, int64_t n)
+
+
+def sample_correlate(z, cols, factor):
+    """Gaussian copula in place: ``z[:, cols] <- z[:, cols] @ factor.T`` row by row, the
+    vector twin (ext/market_sample_simd.h) of
+    ``engine.market.kernels.sample_kernel._correlate_columns`` (same sums in the same
+    order: bit-identical). ``z`` (n, n_normal) float64, ``cols`` (k,) distinct int64
+    column indices of ``z``, ``factor`` (k, k) float64, k <= 64; checked before C runs.
+    Returns ``z``."""
+    _c_array(z, "z", np.float64, 2)
+    _c_array(cols, "cols", np.int64, 1)
+    _c_array(factor, "factor", np.float64, 2)
+    cdef Py_ssize_t k = cols.shape[0], n = z.shape[0], c
+    if not z.flags.writeable:
+        raise ValueError("z must be writeable")
+    if factor.shape[0] != k or factor.shape[1] != k:
+        raise ValueError(f"factor must have shape ({k}, {k}) (cols'), got {factor.shape}")
+    if k > MAX_CORR:
+        raise ValueError(f"at most {MAX_CORR} correlated columns, got {k}")
+    for c in range(k):
+        if not 0 <= cols[c] < z.shape[1]:
+            raise ValueError(f"cols[{c}] must be in [0, {z.shape[1] - 1}], got {cols[c]}")
+    if np.unique(cols).size != k:
+        raise ValueError(f"cols must be distinct, got {cols.tolist()}")
+    if n == 0 or k == 0:
+        return z
+    cdef double[:, ::1] zv = z
+    cdef const int64_t[::1] cv = cols
+    cdef const double[:, ::1] fv = factor
+    with nogil:
+        ms_correlate(&zv[0, 0], zv.shape[1], &cv[0], k, &fv[0, 0], n)
+    return z

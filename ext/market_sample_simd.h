@@ -68,8 +68,8 @@ static const double MS_AS241_F[8] = {
     7.86869131145613259100e-4, 1.84631831751005468180e-5, 1.42151175831644588870e-7,
     2.04426310338993978564e-15};
 
-/* values per block of the two-pass loop (ms_two_pass) */
-enum { MS_BLOCK = 256 };
+/* values per block of the two-pass loop (ms_two_pass); most correlated columns (ms_correlate) */
+enum { MS_BLOCK = 256, MS_MAX_CORR = 64 };
 
 #define MK_SFX _base
 #define MK_W 4
@@ -133,6 +133,19 @@ static void ms_transform(const double* z, int64_t nz, const double* u, int64_t n
     if (isa == 1) { ms_transform_isa_avx2(z, nz, u, nu, cols, ocols, codes, params, k, x, n); return; }
 #endif
     ms_transform_isa_base(z, nz, u, nu, cols, ocols, codes, params, k, x, n);
+}
+
+/* Gaussian copula: z[:, cols] <- z[:, cols] @ f.T (f is k x k, row-major), rows
+ * 0 .. n-1 of z (nz columns); the vector twin of _correlate_columns
+ * (sample_kernel.py), the same sums in the same order. The caller has validated
+ * everything (k <= MS_MAX_CORR, distinct columns inside z). */
+static void ms_correlate(double* z, int64_t nz, const int64_t* cols, int64_t k, const double* f, int64_t n) {
+#if MK_HAS_CLONES
+    int isa = infercast_isa();
+    if (isa == 2) { ms_correlate_isa_v4(z, nz, cols, k, f, n); return; }
+    if (isa == 1) { ms_correlate_isa_avx2(z, nz, cols, k, f, n); return; }
+#endif
+    ms_correlate_isa_base(z, nz, cols, k, f, n);
 }
 
 #endif

@@ -24,6 +24,7 @@
 #define ms_ndtri_p MK_F(ms_ndtri_p)
 #define ms_phi MK_F(ms_phi)
 #define ms_transform_isa MK_F(ms_transform_isa)
+#define ms_correlate_isa MK_F(ms_correlate_isa)
 #define mk_exp MK_F(mk_exp)
 #define ms_scores_isa MK_F(ms_scores_isa)
 #define ms_ndtri_isa MK_F(ms_ndtri_isa)
@@ -211,6 +212,27 @@ static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64
     }
 }
 
+/* z[:, cols] <- z[:, cols] @ factor.T for rows 0 .. n-1 (z has nz columns), MK_W rows
+ * at a time: each output is 0 + f[a][0] t[0] + f[a][1] t[1] + ..., the order of
+ * _correlate_columns (sample_kernel.py), lane by lane. k <= MS_MAX_CORR; a short last
+ * block repeats row n - 1 in its padding lanes and stores only its rows. */
+static void ms_correlate_isa(double* z, int64_t nz, const int64_t* cols, int64_t k, const double* f,
+                             int64_t n) {
+    mk_vd t[MS_MAX_CORR];
+    for (int64_t i0 = 0; i0 < n; i0 += MK_W) {
+        int m = (int)(n - i0 < MK_W ? n - i0 : MK_W);
+        int64_t row[MK_W];
+        for (int l = 0; l < MK_W; l++) row[l] = i0 + (l < m ? l : m - 1);
+        for (int64_t b = 0; b < k; b++)
+            for (int l = 0; l < MK_W; l++) t[b][l] = z[row[l] * nz + cols[b]];
+        for (int64_t a = 0; a < k; a++) {
+            mk_vd acc = mk_b(0.0);
+            for (int64_t b = 0; b < k; b++) acc = acc + f[a * k + b] * t[b];
+            for (int l = 0; l < m; l++) z[(i0 + l) * nz + cols[a]] = acc[l];
+        }
+    }
+}
+
 #undef mk_vd
 #undef mk_vl
 #undef mk_b
@@ -225,6 +247,7 @@ static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64
 #undef ms_ndtri_p
 #undef ms_phi
 #undef ms_transform_isa
+#undef ms_correlate_isa
 #undef mk_exp
 #undef ms_scores_isa
 #undef ms_ndtri_isa

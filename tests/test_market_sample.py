@@ -120,9 +120,13 @@ q = _market._ndtri(p, np.empty_like(p))
 from tests.test_market_sample import _transform_case
 zz, uu, args = _transform_case(1999)
 x = _market.sample_transform(zz, uu, args[0], np.full((zz.shape[0], 45), -1.0), *args[1:])
+from tests.test_market_sample import _copula_case
+zc, cc, fc = _copula_case(1001)
+_market.sample_correlate(zc, cc, fc)
 print(json.dumps({{"isa": _market.simd_isa(), "scores": z.view(np.int64).tolist(),
                   "ndtri": np.nan_to_num(q, nan=7.0).view(np.int64).tolist(),
-                  "transform": np.nan_to_num(x, nan=7.0).view(np.int64).tolist()}}))
+                  "transform": np.nan_to_num(x, nan=7.0).view(np.int64).tolist(),
+                  "copula": zc.view(np.int64).tolist()}}))
 """
 
 
@@ -134,6 +138,9 @@ def test_every_instruction_set_copy_gives_identical_scores():
     zz, uu, args = _transform_case(1999)
     x = _numba_transform(zz, uu, args)
     assert best["transform"] == np.nan_to_num(x, nan=7.0).view(np.int64).tolist()
+    zc, cc, fc = _copula_case(1001)
+    S.correlate_numba(zc, cc, fc)
+    assert best["copula"] == zc.view(np.int64).tolist()
     seen = {best["isa"]}
     for isa in ("avx2", "baseline"):
         got = run_copy(_CHILD, isa)
@@ -141,6 +148,7 @@ def test_every_instruction_set_copy_gives_identical_scores():
         assert got["scores"] == best["scores"], got["isa"]
         assert got["ndtri"] == best["ndtri"], got["isa"]
         assert got["transform"] == best["transform"], got["isa"]
+        assert got["copula"] == best["copula"], got["isa"]
     assert "baseline" in seen
 
 
@@ -178,7 +186,8 @@ def test_model_sampler_identical_on_both_backends():
     for be in ("numba", "cython"):
         rng, rng_u = np.random.default_rng(4), np.random.default_rng(5)
         b = get_backend(be)
-        xs.append(m.sample_inputs(rng, 3001, rng_uniform=rng_u, scores=b.scores, transform=b.transform))
+        xs.append(m.sample_inputs(rng, 3001, rng_uniform=rng_u, scores=b.scores, transform=b.transform,
+                                  correlate_fn=b.correlate))
     assert np.array_equal(xs[0], xs[1])
 
 
@@ -357,3 +366,39 @@ def test_forecast_input_matrix_identical_on_both_backends():
     xn, _ = sample_values(m, 3000, seed=2, backend="numba")
     xc, _ = sample_values(m, 3000, seed=2, backend="cython")
     assert np.array_equal(xn, xc)
+
+
+# -- Gaussian copula ------------------------------------------------------------------------
+
+def _copula_case(n, seed=12):
+    """Scores (n, 9) and the default scenario's copula factor on 6 of its columns."""
+    from engine.market.scenario import load_scenario
+    f = np.ascontiguousarray(load_scenario("default").build().correlation.factor)
+    z = np.random.default_rng(seed).standard_normal((n, 9))
+    return z, np.array([7, 0, 3, 4, 8, 2], np.int64), f
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 1001])
+def test_copula_cython_and_numba_identical_bits(n):
+    z, cols, f = _copula_case(n)
+    zc, zn = z.copy(), z.copy()
+    assert _market.sample_correlate(zc, cols, f) is zc
+    S.correlate_numba(zn, cols, f)
+    assert np.array_equal(zc.view(np.int64), zn.view(np.int64))
+    other = np.setdiff1d(np.arange(9), cols)
+    assert np.array_equal(zc[:, other], z[:, other])
+    np.testing.assert_allclose(zc[:, cols], z[:, cols] @ f.T, rtol=1e-12, atol=1e-14)
+
+
+def test_sample_correlate_rejects_bad_input():
+    z, cols, f = _copula_case(4)
+    with pytest.raises(ValueError, match=r"factor must have shape \(6, 6\)"):
+        _market.sample_correlate(z, cols, f[:5, :5].copy())
+    with pytest.raises(ValueError, match=r"cols\[2\] must be in \[0, 8\], got 9"):
+        _market.sample_correlate(z, np.array([0, 1, 9, 2, 3, 4], np.int64), f)
+    with pytest.raises(ValueError, match="cols must be distinct"):
+        _market.sample_correlate(z, np.array([0, 1, 1, 2, 3, 4], np.int64), f)
+    with pytest.raises(ValueError, match="z must be a C-contiguous float64"):
+        _market.sample_correlate(np.asfortranarray(z), cols, f)
+    with pytest.raises(ValueError, match="at most 64 correlated columns, got 65"):
+        _market.sample_correlate(np.zeros((2, 70)), np.arange(65, dtype=np.int64), np.eye(65))

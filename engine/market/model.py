@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import numba as nb
 import numpy as np
 
 from .correlation import CorrelationSpec
@@ -30,7 +29,7 @@ from .kernels.sample_kernel import scores_from_uniforms_numba, transform_numba
 from .kernels.sample_kernel import (  # noqa: F401 (the stream codes, re-exported)
     _FAST_FIXED, _FAST_LOGNORMAL, _FAST_NORMAL, _FAST_TRIANGULAR, _FAST_TRUNC_LOGNORMAL, _FAST_TRUNC_NORMAL,
     _FAST_U_TRIANGULAR, _FAST_U_TRUNC_LOGNORMAL, _FAST_U_TRUNC_NORMAL, _FAST_U_UNIFORM, _FAST_UNIFORM, _N_PARAMS,
-    _fast_from_scores)
+    _correlate_columns, _fast_from_scores, correlate_numba)
 
 __all__ = ["InputSpec", "INPUTS", "OUTPUTS", "MarketModel", "Event", "parse_event"]
 
@@ -117,22 +116,6 @@ OUTPUTS: dict[str, tuple[str, str]] = {
     **{f"revenue_{v}_usd": ("USD/yr", f"accelerator revenue of {v.replace('_', ' ')}") for v in L.VENDORS},
 }
 assert tuple(OUTPUTS) == L.OUTPUT_NAMES
-
-
-@nb.njit(nogil=True, cache=True)
-def _correlate_columns(z, cols, factor, tmp):
-    """``z[:, cols] <- z[:, cols] @ factor.T`` row by row in a fixed summation order,
-    so the result does not depend on how many rows are passed (unlike BLAS)."""
-    n = z.shape[0]
-    k = cols.shape[0]
-    for i in range(n):
-        for a in range(k):
-            tmp[a] = z[i, cols[a]]
-        for a in range(k):
-            acc = 0.0
-            for b in range(k):
-                acc += factor[a, b] * tmp[b]
-            z[i, cols[a]] = acc
 
 
 def _truncated_params(d: Truncated) -> tuple:
@@ -329,20 +312,21 @@ class MarketModel:
         return L.N_OUTPUTS * self.n_years
 
     def inputs_from_scores(self, z: np.ndarray, u: np.ndarray, correlate: bool = True,
-                           out: np.ndarray | None = None, transform=None) -> np.ndarray:
+                           out: np.ndarray | None = None, transform=None, correlate_fn=None) -> np.ndarray:
         """Input matrix (n, N_INPUTS) from normal scores ``z`` (n, n_normal) of the inputs
         ``normal_names`` and uniform variates ``u`` (n, n_uniform) of ``uniform_names``.
 
         ``z`` is modified in place when ``correlate`` and a correlation is set.
-        ``transform``: a backend's ``Backend.transform`` (bit-identical on every backend;
-        default ``kernels.sample_kernel.transform_numba``).
+        ``transform``, ``correlate_fn``: a backend's ``Backend.transform`` and
+        ``Backend.correlate`` (bit-identical on every backend; default the numba ones of
+        ``kernels.sample_kernel``).
         """
         n = z.shape[0]
         if out is None:
             out = np.empty((n, L.N_INPUTS))
         if correlate and self.correlation is not None and self._corr_cols_normal.size:
-            _correlate_columns(z, self._corr_cols_normal, self.correlation.factor,
-                               np.empty(self._corr_cols_normal.size))
+            (correlate_numba if correlate_fn is None else correlate_fn)(z, self._corr_cols_normal,
+                                                                          self.correlation.factor)
         cols, oc, codes, params = self._streams
         (transform_numba if transform is None else transform)(z, u, cols, out, oc, codes, params)
         for col, j, d in self._slow_streams:
@@ -352,14 +336,14 @@ class MarketModel:
     def sample_inputs(self, rng: np.random.Generator, n: int, correlate: bool = True,
                       rng_uniform: np.random.Generator | None = None, out: np.ndarray | None = None,
                       z: np.ndarray | None = None, u: np.ndarray | None = None, scores=None,
-                      transform=None) -> np.ndarray:
+                      transform=None, correlate_fn=None) -> np.ndarray:
         """``n`` draws of the input matrix: ``n x n_normal`` standard normal scores from
         ``rng`` and ``n x n_uniform`` uniforms on [0, 1) from ``rng_uniform``
         (``Generator.random``, row-major; ``rng`` itself when not given, after the
         normal stream's variates). The scores are ``Phi^-1`` of the midpoints of the cells
         of ``rng.random``'s uniforms ``k 2^-53`` (AS 241; ``scores(u, z)``, by default
         ``kernels.sample_kernel.scores_from_uniforms_numba``, or a backend's bit-identical
-        ``Backend.scores``); ``transform``: see ``inputs_from_scores``. ``out``, ``z``,
+        ``Backend.scores``); ``transform``, ``correlate_fn``: see ``inputs_from_scores``. ``out``, ``z``,
         ``u``: optional C-contiguous buffers of at least ``n`` rows.
         """
         nn, nu = len(self.normal_names), len(self.uniform_names)
@@ -371,7 +355,8 @@ class MarketModel:
             (scores_from_uniforms_numba if scores is None else scores)(z, z)
         if nu:
             (rng if rng_uniform is None else rng_uniform).random(out=u)
-        return self.inputs_from_scores(z, u, correlate=correlate, out=out, transform=transform)
+        return self.inputs_from_scores(z, u, correlate=correlate, out=out, transform=transform,
+                                       correlate_fn=correlate_fn)
 
     # -- names ------------------------------------------------------------------------------
     def series_index(self, output: str, year: int) -> int:

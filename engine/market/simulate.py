@@ -151,7 +151,7 @@ class Simulation:
             if acc.pending + nb > acc.capacity:
                 self._flush(acc)
             x = m.sample_inputs(rng, nb, rng_uniform=rng_u, out=xbuf, z=zbuf, u=ubuf, scores=self.backend.scores,
-                                transform=self.backend.transform)
+                                transform=self.backend.transform, correlate_fn=self.backend.correlate)
             acc.bad_draws += self.backend.summaries(x, m.year_params, acc.hist, acc.span, sums, acc.nonfinite,
                                                     acc.clamped, self.ev_series, self.ev_op, self.ev_thr,
                                                     acc.ev_count)
@@ -349,7 +349,7 @@ def sample_values(model: MarketModel, draws: int, seed: int = 0, backend: str = 
     for b, (rng, rng_u) in enumerate(block_rngs(seed, 0, nblocks)):
         n = min(BLOCK_DRAWS, draws - b * BLOCK_DRAWS)
         xs.append(model.sample_inputs(rng, n, correlate=correlate, rng_uniform=rng_u, scores=be.scores,
-                                      transform=be.transform))
+                                      transform=be.transform, correlate_fn=be.correlate))
     x = np.ascontiguousarray(np.concatenate(xs))
     out = np.empty((draws, L.N_OUTPUTS, model.n_years))
     be.values(x, model.year_params, out, threads)

@@ -18,20 +18,23 @@ class Backend:
     ``scores(u, z)`` turns the normal stream's uniforms ``u`` into standard normal
     scores ``z`` (``sample_kernel.scores_from_uniforms_numba``; ``z`` may be ``u``);
     ``transform(z, u, cols, out, ocols, codes, params)`` writes the closed-form inverse
-    transforms of the input columns (``sample_kernel._fast_from_scores``); both are
-    bit-identical on every backend (the numpy backend uses the numba ones);
+    transforms of the input columns (``sample_kernel._fast_from_scores``);
+    ``correlate(z, cols, factor)`` imposes the Gaussian copula in place
+    (``sample_kernel._correlate_columns``); all three are bit-identical on every backend
+    (the numpy backend uses the numba ones);
     ``values(x, yp, out, n_threads)`` writes per-draw outputs;
     ``summaries(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count)``
     accumulates streaming summaries (``hist`` int64 or uint16 counters) and returns the
     number of draws with a non-finite output (``reference.market_summaries_numpy``).
     """
 
-    def __init__(self, name, values, summaries, scores, transform):
+    def __init__(self, name, values, summaries, scores, transform, correlate):
         self.name = name
         self.values = values
         self.summaries = summaries
         self.scores = scores
         self.transform = transform
+        self.correlate = correlate
 
     def __repr__(self):
         return f"Backend({self.name!r})"
@@ -39,20 +42,21 @@ class Backend:
 
 def _numpy():
     from .reference import market_summaries_numpy, market_values_numpy
-    from .sample_kernel import scores_from_uniforms_numba, transform_numba
+    from .sample_kernel import correlate_numba, scores_from_uniforms_numba, transform_numba
 
     def values(x, yp, out, n_threads=1):
         return market_values_numpy(x, yp, out)
     # the numba sampling kernels: the same draws as the compiled backends (the NumPy/SciPy
     # references are sample_kernel.scores_from_uniforms_numpy and Distribution.from_normal)
-    return Backend("numpy", values, market_summaries_numpy, scores_from_uniforms_numba, transform_numba)
+    return Backend("numpy", values, market_summaries_numpy, scores_from_uniforms_numba, transform_numba,
+                   correlate_numba)
 
 
 def _numba():
     from .numba_kernel import market_summaries_numba, market_values_numba
-    from .sample_kernel import scores_from_uniforms_numba, transform_numba
+    from .sample_kernel import correlate_numba, scores_from_uniforms_numba, transform_numba
     return Backend("numba", market_values_numba, market_summaries_numba, scores_from_uniforms_numba,
-                   transform_numba)
+                   transform_numba, correlate_numba)
 
 
 def _cython():
@@ -63,7 +67,7 @@ def _cython():
                          "`python setup.py build_ext --inplace` "
                          f"({exc})") from None
     return Backend("cython", _market.market_values, _market.market_summaries, _market.sample_scores,
-                   _market.sample_transform)
+                   _market.sample_transform, _market.sample_correlate)
 
 
 _FACTORIES = {"numba": _numba, "cython": _cython, "numpy": _numpy}

@@ -35,7 +35,8 @@ from scipy import special
 
 from .numba_kernel import _exp, _log
 
-__all__ = ["scores_from_uniforms_numba", "scores_from_uniforms_numpy", "ndtri_numba", "transform_numba", "HALF_CELL"]
+__all__ = ["scores_from_uniforms_numba", "scores_from_uniforms_numpy", "ndtri_numba", "transform_numba", "correlate_numba",
+           "HALF_CELL"]
 
 #: half the spacing of ``Generator.random``'s grid (``k 2^-53``): the offset to the cell midpoint
 HALF_CELL = 2.0 ** -54
@@ -358,6 +359,29 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
                     dst[i] = hi if v > hi else v
             for i in range(m):
                 out[r0 + i, oc] = dst[i]
+
+
+@nb.njit(nogil=True, cache=True)
+def _correlate_columns(z, cols, factor, tmp):
+    """``z[:, cols] <- z[:, cols] @ factor.T`` row by row in a fixed summation order,
+    so the result does not depend on how many rows are passed (unlike BLAS). Scalar
+    twin of ``ms_correlate`` (ext/market_sample_simd.h)."""
+    n = z.shape[0]
+    k = cols.shape[0]
+    for i in range(n):
+        for a in range(k):
+            tmp[a] = z[i, cols[a]]
+        for a in range(k):
+            acc = 0.0
+            for b in range(k):
+                acc += factor[a, b] * tmp[b]
+            z[i, cols[a]] = acc
+
+
+def correlate_numba(z, cols, factor):
+    """``_correlate_columns`` with its scratch row (the arguments are the model's)."""
+    _correlate_columns(z, cols, factor, np.empty(cols.shape[0]))
+    return z
 
 
 def transform_numba(z, u, cols, out, ocols, codes, params):
