@@ -1,30 +1,38 @@
 /*
- * SIMD sampling stage of the market Monte Carlo: the inverse normal CDF that turns
- * the uniform variates of the "normal" stream into standard normal scores.
+ * SIMD sampling stage of the market Monte Carlo (the Cython backend's): the inverse
+ * normal CDF that turns the uniform variates of the "normal" stream into standard
+ * normal scores (ms_scores), the Gaussian copula (ms_correlate) and the closed-form
+ * inverse transforms of the input columns (ms_transform).
  *
  * Design
  * ------
  * * ndtri is Wichura's AS 241 (PPND16): a rational function of degree 7 in
- *   0.180625 - q^2 (q = p - 1/2) for |q| <= 0.425, else of s = sqrt(-log r),
- *   r = min(p, 1 - p) (one for s <= 5, one beyond), negated below 1/2, with the
- *   coefficients and Horner order of the paper. The scalar twin is
- *   engine/market/kernels/sample_kernel.py (`_ndtri_central_q`, `_ndtri_tail_qr`):
- *   the same IEEE operations in the same order, and the log is the market
- *   kernel's mk_log (ext/market_simd_body.h) whose twin is numba_kernel._log, so
- *   the numba and Cython backends draw bit-identical scores.
- * * Branch-free per vector: the central rational function for every lane; the
- *   tail (log, sqrt, a second rational function) only for vectors with a lane
- *   outside the centre, the far tail (s > 5, p < 1.4e-11) only for vectors with
- *   such a lane; selects merge them. Every operation is lane-wise IEEE arithmetic
- *   (-ffp-contract=off), so every copy gives the same bits and a value does not
- *   depend on its neighbours.
+ *   0.180625 - q^2 (q = p - 1/2) for |q| <= 0.425 (ms_central), else of
+ *   s = sqrt(-log r), r = min(p, 1 - p) (one for s <= 5, one beyond), negated below
+ *   1/2 (ms_tail), with the coefficients and Horner order of the paper. The scalar
+ *   twins are in engine/market/kernels/sample_kernel.py (`_ndtri_central_q`,
+ *   `_ndtri_tail_qr`, `_fast_from_scores`, `_correlate_columns`): the same IEEE
+ *   operations in the same order; the log and exp are the market kernel's mk_log
+ *   and mk_exp (ext/market_simd_body.h, twins numba_kernel._log and _exp), erfc is
+ *   libm's in both, so the numba and Cython backends draw bit-identical inputs.
+ * * Scores in blocks of MS_BLOCK values and two passes: the central rational
+ *   function for every value, then the tails (log, sqrt, a second rational
+ *   function) for the values outside the centre, gathered into full vectors (the
+ *   far tail, s > 5 or p < 1.4e-11, only for vectors with such a lane; selects
+ *   merge). Every operation is lane-wise IEEE arithmetic (-ffp-contract=off), so
+ *   every copy gives the same bits and a value does not depend on its neighbours.
  * * Scores from uniforms: numpy's Generator.random gives u = k 2^-53, k in
  *   [0, 2^53). The score is Phi^-1 of the cell midpoint p = (k + 1/2) 2^-53, which
  *   is never 0 or 1 and is symmetric (the score of k is minus that of
  *   2^53 - 1 - k). p itself is not a double above 1/2, but AS 241 needs only
- *   q = p - 1/2 = (u - 1/2) + 2^-54 and r = 1/2 - |q|, both exact, so the score is
- *   ms_ndtri_qr(q, r). (u + 2^-54 would round half of the upper half of the grid
- *   onto its neighbours and the largest u to 1, whose score is +inf.)
+ *   q = p - 1/2 = (u - 1/2) + 2^-54 and r = 1/2 - |q|, both exact. (u + 2^-54
+ *   would round half of the upper half of the grid onto its neighbours and the
+ *   largest u to 1, whose score is +inf.)
+ * * Transforms and copula work on MK_W rows at a time: a column's MK_W values are
+ *   gathered from the row-major stream (stride nz or nu), transformed as one
+ *   vector, scattered into the row-major input matrix (stride MK_N_IN). (Loading
+ *   whole rows by register transposes and storing them back the same way was
+ *   measured no faster on the 2-core EPYC VM.)
  * * The same body is compiled for the baseline, AVX2 and AVX-512 targets as the
  *   market kernel (market_simd.h, simd_isa.h) and the copy is chosen by the same
  *   rule (infercast_isa). Square roots are the target's vector square-root

@@ -1,24 +1,29 @@
-"""Sampling kernels of the market Monte Carlo: the inverse normal CDF (AS 241) that
-turns uniform variates into standard normal scores, as numba scalar twins of
-``ext/market_sample_simd.h`` and as a readable NumPy reference.
+"""Sampling kernels of the market Monte Carlo, numba scalar twins of
+``ext/market_sample_simd.h`` (the Cython backend's), and a readable NumPy reference of
+the scores: the inverse normal CDF (AS 241) that turns uniform variates into standard
+normal scores, the Gaussian copula and the closed-form inverse transforms of the input
+columns.
 
 Design
 ------
 ``_ndtri_central_q`` and ``_ndtri_tail_qr`` are Wichura's AS 241 (PPND16) written in
 terms of ``q = p - 1/2`` and ``r = min(p, 1 - p)``: the same IEEE operations in the
-same order as ``ms_ndtri_qr`` of the C header, and the tail's log is ``_log``, the
-scalar twin of the kernels' ``mk_log``, so numba and Cython give the same bits
-(no fastmath). ``_ndtri(p)`` is the usual interface (``q = p - 1/2``,
+same order as ``ms_central`` and ``ms_tail`` of the C header, and the tail's log is
+``_log``, the scalar twin of the kernels' ``mk_log``, so numba and Cython give the same
+bits (no fastmath). ``_ndtri(p)`` is the usual interface (``q = p - 1/2``,
 ``r = p or 1 - p``); ``scores_from_uniforms_numba`` maps uniforms ``u = k 2^-53``
 (``Generator.random``) to the scores of the cell midpoints ``(k + 1/2) 2^-53``,
 through ``q = (u - 1/2) + 2^-54`` and ``r = 1/2 - |q|``, which are exact (the midpoint
 itself is not a double above 1/2); scores are never infinite and exactly
 antisymmetric (``k`` and ``2^53 - 1 - k`` give opposite scores).
 
-The numba loop works on blocks of ``_BLOCK`` values in two passes: AS 241's central
-rational function for every value (no branch: it vectorises), then its tails for
-the values outside the centre (15 % of uniform variates), so the latency of a log
-and a square root per tail value does not sit on every value's path.
+The scores loop works on blocks of ``_BLOCK`` values: AS 241's central rational
+function for every value (no branch: it vectorises), then the values outside the
+centre (15 % of uniform variates) gathered into contiguous buffers and their tails
+computed by a loop with selects instead of branches (``_ndtri_tail_select``), so the
+latency of a log and a square root per tail value does not sit on every value's path
+and no branch is mispredicted. ``_fast_from_scores`` (transforms) and
+``_correlate_columns`` (copula) are the twins of ``ms_transform`` and ``ms_correlate``.
 
 References
 ----------
@@ -35,8 +40,8 @@ from scipy import special
 
 from .numba_kernel import _exp, _log
 
-__all__ = ["scores_from_uniforms_numba", "scores_from_uniforms_numpy", "ndtri_numba", "transform_numba", "correlate_numba",
-           "HALF_CELL"]
+__all__ = ["HALF_CELL", "correlate_numba", "ndtri_numba", "scores_from_uniforms_numba", "scores_from_uniforms_numpy",
+           "transform_numba"]
 
 #: half the spacing of ``Generator.random``'s grid (``k 2^-53``): the offset to the cell midpoint
 HALF_CELL = 2.0 ** -54
