@@ -62,7 +62,12 @@ from . import layout as L
 __all__ = ["market_values_numpy", "histogram_index_numpy", "market_summaries_numpy"]
 
 
-def market_values_numpy(x: np.ndarray, yp: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _numpy_rsqrt(u):
+    return 1.0 / np.sqrt(u)
+
+
+def market_values_numpy(x: np.ndarray, yp: np.ndarray, out: np.ndarray | None = None, *,
+                        exp=np.exp, log=np.log, power=np.power, rsqrt=_numpy_rsqrt) -> np.ndarray:
     """Per-draw outputs of the market model.
 
     Parameters
@@ -72,6 +77,13 @@ def market_values_numpy(x: np.ndarray, yp: np.ndarray, out: np.ndarray | None = 
     yp : ndarray, shape (T, N_YEAR_PARAMS)
         Per-year roadmap values (see ``layout.YEAR_PARAM_NAMES``).
     out : ndarray, shape (n, N_OUTPUTS, T), optional
+    exp, log, power, rsqrt : callables on arrays, optional
+        The elementary functions (NumPy's by default; ``rsqrt(u)`` = ``1 / sqrt(u)``).
+        The tests pass the compiled kernels' own (``numba_kernel.math_array``) to
+        check that the kernels compute exactly these formulas in this order: with
+        NumPy's, the purchases ``max(0, need - retained)`` amplify the kernels'
+        2-ulp differences in exp and pow by ``(need + retained) / (need - retained)``,
+        which is unbounded when the two nearly cancel.
 
     Returns
     -------
@@ -82,10 +94,10 @@ def market_values_numpy(x: np.ndarray, yp: np.ndarray, out: np.ndarray | None = 
     if out is None:
         out = np.empty((n, L.N_OUTPUTS, T))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return _values(x, yp, out, n, T)
+        return _values(x, yp, out, n, T, exp, log, power, rsqrt)
 
 
-def _values(x, yp, out, n, T):
+def _values(x, yp, out, n, T, exp, log, power, rsqrt):
     c = [x[:, j] for j in range(L.N_INPUTS)]
     (D0, g1, gdec, P0, p1, pdec, eps, rs_max, rs_mid, rs_k, rm, as_max, as_mid, as_k, ac,
      eff, util, sw, hw, p2a, oth0, othg, runs0, runsg, cpr0, cprg, cdec, ptm, tutil, pfac,
@@ -97,10 +109,10 @@ def _values(x, yp, out, n, T):
     keep = 1.0 - 1.0 / life
     inv_ceiling = 1.0 / ceiling
     y0 = yp[0, 0]
-    er = np.exp(-rs_k * (y0 - rs_mid))
-    er_step = np.exp(-rs_k)
-    ea = np.exp(-as_k * (y0 - as_mid))
-    ea_step = np.exp(-as_k)
+    er = exp(-rs_k * (y0 - rs_mid))
+    er_step = exp(-rs_k)
+    ea = exp(-as_k * (y0 - as_mid))
+    ea_step = exp(-as_k)
     mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0))
     inv_mix0 = 1.0 / mix0
     inv_life_s = 1.0 / (life * S)
@@ -114,11 +126,11 @@ def _values(x, yp, out, n, T):
         a = c[34 + 2 * v]
         b = c[35 + 2 * v]
         w.append(a.copy())
-        r.append(np.power(b / a, inv_tpr))
+        r.append(power(b / a, inv_tpr))
     B = np.ones(n)
     Lam = np.zeros(n)
     gstep = g1 - 1.0
-    lam = np.log(p1)
+    lam = log(p1)
     swf = np.ones(n)
     sstep = sw - 1.0
     hwf = np.ones(n)
@@ -152,8 +164,8 @@ def _values(x, yp, out, n, T):
         watts = yp[t, 4]
         cost_s = chip_price * inv_life_s + watts * energy_cost
         cost_mtok = cost_s * p2a * inv_theta * 1e6
-        price = np.minimum(P0 * np.exp(-Lam), mk * cost_mtok)
-        tokens_day = D0 * B * np.exp(eps * Lam) * (mix * inv_mix0)
+        price = np.minimum(P0 * exp(-Lam), mk * cost_mtok)
+        tokens_day = D0 * B * exp(eps * Lam) * (mix * inv_mix0)
         chips_llm = tokens_day * tps_per_day * inv_theta
         c_inf = chips_llm * flops + oth
         c_tr = train * inv_s_tutil
@@ -167,7 +179,7 @@ def _values(x, yp, out, n, T):
         want_inf = np.maximum(c_inf - ret_inf, 0.0)
         want_tr = np.maximum(c_tr - ret_tr, 0.0)
         xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling
-        f = 1.0 / np.sqrt(1.0 + xr * xr)
+        f = rsqrt(1.0 + xr * xr)
         new_inf = want_inf * f
         new_tr = want_tr * f
         cap_inf = ret_inf + new_inf
