@@ -218,3 +218,20 @@ def test_cli_draws_accept_integer_scientific_notation(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--draws", "1234.5", "--json"])
     assert exc.value.code == 2 and "whole number" in capsys.readouterr().err
+
+
+def test_default_backend_is_the_fastest_built(model, monkeypatch):
+    from engine.market import kernels
+    assert "cython" in available_backends()       # CI builds the extension
+    assert kernels.fastest_backend() == "cython"
+    assert Simulation(model).backend.name == "cython"
+    # without the extension the default falls back to numba (the import fails as an unbuilt one does)
+    import builtins
+    real_import = builtins.__import__
+
+    def no_ext(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "engine._ext" and "_market" in (fromlist or ()):
+            raise ImportError("not built")
+        return real_import(name, globals, locals, fromlist, level)
+    monkeypatch.setattr(builtins, "__import__", no_ext)
+    assert kernels.fastest_backend() == "numba"

@@ -42,7 +42,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=_count, default=1_000_000, help="Monte Carlo draws, e.g. 1000000 or 1e6 (default 1e6)")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed -> identical results)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="worker threads")
-    p.add_argument("--backend", choices=("numba", "cython", "numpy"), default="numba")
+    p.add_argument("--backend", choices=("numba", "cython", "numpy"), default=None,
+                   help="kernel backend (default: the fastest built, cython, else numba; all give the same bits)")
     p.add_argument("--out", help="write the summary table to .csv or .parquet")
     p.add_argument("--plot", help="fan chart (.png or .svg)")
     p.add_argument("--plot-outputs", default="spend_total_usd,inference_share_spend,inference_share_compute",

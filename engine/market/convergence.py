@@ -62,7 +62,7 @@ class ConvergenceResult:
 
 def run_until_converged(model: MarketModel, targets: Sequence[tuple[str, int, float]], rel_tol: float = 0.01,
                         max_draws: int = 10_000_000, seed: int = 0, start_draws: int = 4 * BLOCK_DRAWS,
-                        events=(), backend: str = "numba", threads: int = 1, progress: bool = False
+                        events=(), backend: str | None = None, threads: int = 1, progress: bool = False
                         ) -> ConvergenceResult:
     """Double the draws until every target quantile's SE / |quantile| <= ``rel_tol``,
     or ``max_draws`` is reached.

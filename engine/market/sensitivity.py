@@ -55,7 +55,7 @@ def rank_correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def tornado(model: MarketModel, output: str, year: int, draws: int = 20_000, seed: int = 0,
-            backend: str = "numba", top: int | None = 12) -> list[tuple[str, float]]:
+            backend: str | None = None, top: int | None = 12) -> list[tuple[str, float]]:
     """Inputs ranked by |Spearman correlation| with ``output`` in ``year``.
 
     Uses the first ``draws`` draws of ``seed`` (the forecast's own stream, with the
@@ -164,7 +164,7 @@ def sobol_indices(func: Callable[[np.ndarray], np.ndarray], dists: Sequence[Dist
 
 
 def market_sobol(model: MarketModel, output: str, year: int, n: int = 2048, seed: int = 0,
-                 backend: str = "numba", n_boot: int = 200, log: bool = False) -> SobolResult:
+                 backend: str | None = None, n_boot: int = 200, log: bool = False) -> SobolResult:
     """Sobol indices of ``output`` in ``year`` with respect to the random inputs of ``model``.
 
     ``log=True`` analyses ``log(output)`` (for outputs spanning orders of magnitude).

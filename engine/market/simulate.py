@@ -114,7 +114,9 @@ class Simulation:
     seed : int
         Non-negative integer seed of the ``SeedSequence``.
     events : sequence of Event or str
-    backend : {"numba", "cython", "numpy"}
+    backend : {"numba", "cython", "numpy"} or None
+        ``None``: the fastest built (``kernels.fastest_backend``); every backend gives the
+        same bits.
     threads : int
         Worker threads (each processes whole RNG blocks).
     batch_draws : int
@@ -122,7 +124,7 @@ class Simulation:
     """
 
     def __init__(self, model: MarketModel, seed: int = 0, events: Sequence[Event | str] = (),
-                 backend: str = "numba", threads: int = 1, batch_draws: int = 8192, progress: bool = False):
+                 backend: str | None = None, threads: int = 1, batch_draws: int = 8192, progress: bool = False):
         self.model = model
         self.seed = _check_int("seed", seed, 0, 2 ** 128 - 1)
         self.threads = _check_int("threads", threads, 1, 1024)
@@ -314,7 +316,7 @@ def _j(v):
 
 
 def forecast(model: MarketModel, draws: int = 100_000, seed: int = 0, events: Sequence = (),
-             backend: str = "numba", threads: int = 1, batch_draws: int = 8192, progress: bool = False,
+             backend: str | None = None, threads: int = 1, batch_draws: int = 8192, progress: bool = False,
              probs: Sequence[float] = DEFAULT_PROBS) -> Forecast:
     """Run ``draws`` draws and summarise every output per year.
 
@@ -333,7 +335,7 @@ def forecast(model: MarketModel, draws: int = 100_000, seed: int = 0, events: Se
     return Simulation(model, seed, events, backend, threads, batch_draws, progress).run(draws).result(probs)
 
 
-def sample_values(model: MarketModel, draws: int, seed: int = 0, backend: str = "numba", threads: int = 1,
+def sample_values(model: MarketModel, draws: int, seed: int = 0, backend: str | None = None, threads: int = 1,
                   correlate: bool = True):
     """The first ``draws`` draws of ``seed`` (same stream as :func:`forecast`) with inputs and outputs.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import layout
 
-__all__ = ["layout", "BACKENDS", "get_backend", "available_backends"]
+__all__ = ["layout", "BACKENDS", "get_backend", "available_backends", "fastest_backend"]
 
 BACKENDS = ("numba", "cython", "numpy")
 
@@ -74,8 +74,21 @@ _FACTORIES = {"numba": _numba, "cython": _cython, "numpy": _numpy}
 _CACHE: dict = {}
 
 
-def get_backend(name: str) -> Backend:
-    """The kernels of backend ``name`` (one of ``BACKENDS``)."""
+def fastest_backend() -> str:
+    """The fastest backend in this installation: "cython" where the extension is built
+    (its sampling, kernel and summaries stages measured about twice numba's draws/s,
+    docs/benchmarks.md), else "numba". Every backend gives the same bits."""
+    try:
+        from engine._ext import _market  # noqa: F401
+    except ImportError:
+        return "numba"
+    return "cython"
+
+
+def get_backend(name: str | None) -> Backend:
+    """The kernels of backend ``name`` (one of ``BACKENDS``; ``None``: ``fastest_backend()``)."""
+    if name is None:
+        name = fastest_backend()
     if name not in _FACTORIES:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name not in _CACHE:
