@@ -43,7 +43,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (same seed -> identical results)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="worker threads")
     p.add_argument("--backend", choices=("numba", "cython", "numpy"), default=None,
-                   help="kernel backend (default: the fastest built, cython, else numba; all give the same bits)")
+                   help="kernel backend (default: the fastest built, cython, else numba; those two give the same bits)")
     p.add_argument("--out", help="write the summary table to .csv or .parquet")
     p.add_argument("--plot", help="fan chart (.png or .svg)")
     p.add_argument("--plot-outputs", default="spend_total_usd,inference_share_spend,inference_share_compute",

@@ -115,8 +115,8 @@ class Simulation:
         Non-negative integer seed of the ``SeedSequence``.
     events : sequence of Event or str
     backend : {"numba", "cython", "numpy"} or None
-        ``None``: the fastest built (``kernels.fastest_backend``); every backend gives the
-        same bits.
+        ``None``: the fastest built (``kernels.fastest_backend``). numba and Cython give
+        the same bits; numpy's values differ in the last bits (docs/reproducibility.md).
     threads : int
         Worker threads (each processes whole RNG blocks).
     batch_draws : int
