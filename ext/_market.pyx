@@ -379,10 +379,27 @@ cdef extern from "market_sample_simd.h" nogil:
                       const int64_t* ocols, const int64_t* codes, const double* params, int64_t k,
                       double* x, int64_t n)
 
-# codes of engine/market/kernels/sample_kernel.py that read a uniform variate (the others a score)
-_U_CODES = (5, 6, 9, 10)
-_N_CODES = 11
-_N_PARAMS = 6
+# the stream-code table as compiled into C (the C copy of engine/market/kernels/sample_checks.py's;
+# sample_codes() returns it so that the tests check both agree)
+cdef extern from "market_sample_simd.h" nogil:
+    enum:
+        MS_FIXED, MS_NORMAL, MS_LOGNORMAL, MS_UNIFORM, MS_TRIANGULAR, MS_U_UNIFORM, MS_U_TRIANGULAR
+        MS_TRUNC_NORMAL, MS_TRUNC_LOGNORMAL, MS_U_TRUNC_NORMAL, MS_U_TRUNC_LOGNORMAL
+        MS_N_CODES, MS_N_PARAMS, MS_U_CODE_MASK
+
+_N_CODES = int(MS_N_CODES)
+_N_PARAMS = int(MS_N_PARAMS)
+_U_CODES = tuple(c for c in range(_N_CODES) if (MS_U_CODE_MASK >> c) & 1)
+
+
+def sample_codes():
+    """The stream-code table of this build: ({name: code}, codes that read a uniform
+    variate, parameters per column)."""
+    names = {"FIXED": MS_FIXED, "NORMAL": MS_NORMAL, "LOGNORMAL": MS_LOGNORMAL, "UNIFORM": MS_UNIFORM,
+             "TRIANGULAR": MS_TRIANGULAR, "U_UNIFORM": MS_U_UNIFORM, "U_TRIANGULAR": MS_U_TRIANGULAR,
+             "TRUNC_NORMAL": MS_TRUNC_NORMAL, "TRUNC_LOGNORMAL": MS_TRUNC_LOGNORMAL,
+             "U_TRUNC_NORMAL": MS_U_TRUNC_NORMAL, "U_TRUNC_LOGNORMAL": MS_U_TRUNC_LOGNORMAL}
+    return {k: int(v) for k, v in names.items()}, _U_CODES, _N_PARAMS
 
 
 def _c_array(a, str name, dtype, int ndim):
@@ -423,7 +440,7 @@ def sample_transform(z, u, cols, out, ocols, codes, params):
             raise ValueError(f"codes[{c}] must be in [0, {_N_CODES - 1}], got {code}")
         if not 0 <= ocols[c] < N_IN:
             raise ValueError(f"ocols[{c}] must be in [0, {N_IN - 1}], got {ocols[c]}")
-        if code != 0:
+        if code != MS_FIXED:
             width = u.shape[1] if code in _U_CODES else z.shape[1]
             if not 0 <= cols[c] < width:
                 raise ValueError(f"cols[{c}] must be in [0, {width - 1}] (code {code} reads "

@@ -79,6 +79,22 @@ static const double MS_AS241_F[8] = {
 /* values per block of the two-pass loop (ms_two_pass); most correlated columns (ms_correlate) */
 enum { MS_BLOCK = 256, MS_MAX_CORR = 64 };
 
+/* The stream codes of ms_transform. The table is declared once, in
+ * engine/market/kernels/sample_checks.py (CODES, U_CODES, N_PARAMS); this is the C copy,
+ * which _market.sample_codes() returns so that tests/test_market_sample.py checks both
+ * agree. */
+enum {
+    MS_FIXED = 0, MS_NORMAL = 1, MS_LOGNORMAL = 2, MS_UNIFORM = 3, MS_TRIANGULAR = 4,
+    MS_U_UNIFORM = 5, MS_U_TRIANGULAR = 6, MS_TRUNC_NORMAL = 7, MS_TRUNC_LOGNORMAL = 8,
+    MS_U_TRUNC_NORMAL = 9, MS_U_TRUNC_LOGNORMAL = 10,
+    MS_N_CODES = 11,
+    MS_N_PARAMS = 6,           /* parameters per column */
+    /* bit c set: code c reads a uniform variate u (the others but MS_FIXED a normal score) */
+    MS_U_CODE_MASK = (1 << MS_U_UNIFORM) | (1 << MS_U_TRIANGULAR) | (1 << MS_U_TRUNC_NORMAL)
+                     | (1 << MS_U_TRUNC_LOGNORMAL)
+};
+#define MS_READS_U(code) ((MS_U_CODE_MASK >> (code)) & 1)
+
 #define MK_SFX _base
 #define MK_W 4
 #include "market_sample_simd_body.h"

@@ -174,36 +174,36 @@ static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64
         for (int l = 0; l < MK_W; l++) row[l] = i0 + (l < m ? l : m - 1);
         for (int64_t c = 0; c < k; c++) {
             int64_t code = codes[c], j = cols[c], oc = ocols[c];
-            const double* pr = params + c * 6;
+            const double* pr = params + c * MS_N_PARAMS;
             double p0 = pr[0], p1 = pr[1], p2 = pr[2];
             mk_vd v, y;
-            if (code == 0) {
+            if (code == MS_FIXED) {
                 for (int l = 0; l < m; l++) x[(i0 + l) * MK_N_IN + oc] = p0;
                 continue;
             }
-            if (code == 5 || code == 6 || code >= 9)
+            if (MS_READS_U(code))
                 for (int l = 0; l < MK_W; l++) v[l] = u[row[l] * nu + j];
             else
                 for (int l = 0; l < MK_W; l++) v[l] = z[row[l] * nz + j];
-            if (code == 3 || code == 4) v = ms_phi(v);
-            if (code == 5 || code == 3) {
+            if (code == MS_UNIFORM || code == MS_TRIANGULAR) v = ms_phi(v);
+            if (code == MS_U_UNIFORM || code == MS_UNIFORM) {
                 double w = p1 - p0;
                 y = p0 + w * v;
-            } else if (code == 6 || code == 4) {
+            } else if (code == MS_U_TRIANGULAR || code == MS_TRIANGULAR) {
                 double fc = (p1 - p0) / (p2 - p0);
                 double a_l = (p2 - p0) * (p1 - p0), a_r = (p2 - p0) * (p2 - p1);
                 mk_vl left = v < fc;
                 mk_vd s = ms_sqrt(mk_sel(left, v * a_l, (1.0 - v) * a_r));
                 y = mk_sel(left, p0 + s, p2 - s);
-            } else if (code == 1) {
+            } else if (code == MS_NORMAL) {
                 y = p0 + p1 * v;
-            } else if (code == 2) {
+            } else if (code == MS_LOGNORMAL) {
                 y = mk_exp(p0 + p1 * v);
-            } else {                                  /* 7-10: truncated */
+            } else {                                  /* truncated (7-10) */
                 double p3 = pr[3], lo = pr[4], hi = pr[5];
-                mk_vd p = p2 + p3 * (code <= 8 ? ms_phi(v) : v);
+                mk_vd p = p2 + p3 * (MS_READS_U(code) ? v : ms_phi(v));
                 mk_vd t = ms_ndtri_p(p);
-                y = code == 8 || code == 10 ? mk_exp(p0 + p1 * t) : p0 + p1 * t;
+                y = code == MS_TRUNC_LOGNORMAL || code == MS_U_TRUNC_LOGNORMAL ? mk_exp(p0 + p1 * t) : p0 + p1 * t;
                 y = mk_sel(y < lo, mk_b(lo), y);
                 y = mk_sel(y > hi, mk_b(hi), y);
             }

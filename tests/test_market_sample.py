@@ -324,6 +324,21 @@ def test_transform_identical_bits_property(lo, w1, w2, mu, sigma, a, width, seed
     np.testing.assert_array_equal(_cython_transform(z, u, args), _numba_transform(z, u, args))
 
 
+def test_stream_code_table_is_declared_once():
+    """The C copy of the stream-code table (enum MS_* of ext/market_sample_simd.h, which
+    the .pyx checks codes against and the C kernel dispatches on) equals the one
+    declaration, ``sample_checks``; the numba kernel and the model use that one."""
+    from engine.market import model as M
+    from engine.market.kernels import sample_checks as C
+    names, u_codes, n_params = _market.sample_codes()
+    assert names == C.CODES
+    assert u_codes == C.U_CODES == (5, 6, 9, 10)
+    assert n_params == C.N_PARAMS == M._N_PARAMS
+    assert C.U_CODE_MASK == sum(1 << c for c in u_codes)
+    for name, code in C.CODES.items():
+        assert getattr(S, f"_FAST_{name}") == getattr(M, f"_FAST_{name}", code) == code
+
+
 def test_sample_transform_rejects_bad_input():
     z, u, (cols, ocols, codes, params) = _transform_case(9)
     out = np.empty((9, L.N_INPUTS))

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import special
 
 from .numba_kernel import _exp, _log
+from .sample_checks import CODES, N_CODES, N_PARAMS, U_CODE_MASK, U_CODES
 
 __all__ = ["HALF_CELL", "correlate_numba", "ndtri_numba", "scores_from_uniforms_numba", "scores_from_uniforms_numpy",
            "transform_numba"]
@@ -230,19 +231,13 @@ def scores_from_uniforms_numpy(u) -> np.ndarray:
 
 # -- inverse transforms of the input columns ------------------------------------------------
 
-_FAST_FIXED, _FAST_NORMAL, _FAST_LOGNORMAL, _FAST_UNIFORM, _FAST_TRIANGULAR = 0, 1, 2, 3, 4
-#: uniform and triangular inputs sampled from a uniform variate ``u`` (no normal score)
-_FAST_U_UNIFORM, _FAST_U_TRIANGULAR = 5, 6
-#: normal and lognormal truncated to [lo, hi], from a normal score
-_FAST_TRUNC_NORMAL, _FAST_TRUNC_LOGNORMAL = 7, 8
-#: normal and lognormal truncated to [lo, hi], from a uniform variate ``u`` (no normal CDF)
-_FAST_U_TRUNC_NORMAL, _FAST_U_TRUNC_LOGNORMAL = 9, 10
-#: codes that read a uniform variate (the others, but 0, read a normal score)
-_U_CODES = (5, 6, 9, 10)
-#: number of codes (0 .. _N_CODES - 1)
-_N_CODES = 11
-#: parameters per column of ``_fast_from_scores`` (unused ones are 0)
-_N_PARAMS = 6
+# the stream codes (declared once, in sample_checks; the names the model uses)
+_FAST_FIXED, _FAST_NORMAL, _FAST_LOGNORMAL, _FAST_UNIFORM, _FAST_TRIANGULAR = (
+    CODES["FIXED"], CODES["NORMAL"], CODES["LOGNORMAL"], CODES["UNIFORM"], CODES["TRIANGULAR"])
+_FAST_U_UNIFORM, _FAST_U_TRIANGULAR = CODES["U_UNIFORM"], CODES["U_TRIANGULAR"]
+_FAST_TRUNC_NORMAL, _FAST_TRUNC_LOGNORMAL = CODES["TRUNC_NORMAL"], CODES["TRUNC_LOGNORMAL"]
+_FAST_U_TRUNC_NORMAL, _FAST_U_TRUNC_LOGNORMAL = CODES["U_TRUNC_NORMAL"], CODES["U_TRUNC_LOGNORMAL"]
+_U_CODES, _N_CODES, _N_PARAMS = U_CODES, N_CODES, N_PARAMS
 _SQRT1_2 = 0.7071067811865476
 
 #: Rows per block of ``_fast_from_scores`` (its contiguous column buffers stay in L1).
@@ -309,40 +304,40 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
             p2 = params[c, 2]
             oc = ocols[c]
             j = cols[c]
-            if code == 0:
+            if code == _FAST_FIXED:
                 for i in range(m):
                     out[r0 + i, oc] = p0
                 continue
-            if code == 5 or code == 6 or code >= 9:
+            if (U_CODE_MASK >> code) & 1:
                 for i in range(m):
                     src[i] = u[r0 + i, j]
             else:
                 for i in range(m):
                     src[i] = z[r0 + i, j]
-            if code == 3 or code == 4:
+            if code == _FAST_UNIFORM or code == _FAST_TRIANGULAR:
                 for i in range(m):
                     src[i] = _phi(src[i])
-            if code == 5 or code == 3:
+            if code == _FAST_U_UNIFORM or code == _FAST_UNIFORM:
                 w = p1 - p0
                 for i in range(m):
                     dst[i] = p0 + w * src[i]
-            elif code == 6 or code == 4:
+            elif code == _FAST_U_TRIANGULAR or code == _FAST_TRIANGULAR:
                 fc = (p1 - p0) / (p2 - p0)
                 a_l = (p2 - p0) * (p1 - p0)
                 a_r = (p2 - p0) * (p2 - p1)
                 for i in range(m):
                     dst[i] = _triangular_inv(src[i], p0, p2, fc, a_l, a_r)
-            elif code == 1:
+            elif code == _FAST_NORMAL:
                 for i in range(m):
                     dst[i] = p0 + p1 * src[i]
-            elif code == 2:
+            elif code == _FAST_LOGNORMAL:
                 for i in range(m):
                     dst[i] = _exp(p0 + p1 * src[i])
-            else:  # 7, 8, 9, 10
+            else:  # truncated: 7, 8, 9, 10
                 p3 = params[c, 3]
                 lo = params[c, 4]
                 hi = params[c, 5]
-                if code <= 8:
+                if not (U_CODE_MASK >> code) & 1:
                     for i in range(m):  # src <- Phi(z)
                         src[i] = _phi(src[i])
                 for i in range(m):  # src <- p = Phi(a) + (Phi(b) - Phi(a)) src
@@ -352,7 +347,7 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
                 for i in range(m):
                     if not abs(src[i] - 0.5) <= 0.425:
                         dst[i] = _ndtri_tail(src[i])
-                if code == 8 or code == 10:
+                if code == _FAST_TRUNC_LOGNORMAL or code == _FAST_U_TRUNC_LOGNORMAL:
                     for i in range(m):
                         dst[i] = _exp(p0 + p1 * dst[i])
                 else:
