@@ -344,6 +344,8 @@ def _flat_pair(a, b, str an, str bn):
         raise ValueError(f"{bn} must be writeable")
     if a.size != b.size:
         raise ValueError(f"{an} and {bn} must have equal sizes, got {a.size} and {b.size}")
+    if a.size and a.ctypes.data != b.ctypes.data and np.shares_memory(a, b):
+        raise ValueError(f"{an} and {bn} overlap partly: pass the same array (in place) or disjoint ones")
     return a.reshape(-1), b.reshape(-1)
 
 
@@ -416,7 +418,10 @@ def sample_transform(z, u, cols, out, ocols, codes, params):
     ``engine.market.kernels.sample_kernel._fast_from_scores``, bit-identical to it.
     ``z`` (n, n_normal) scores, ``u`` (n, n_uniform) uniforms, ``cols``, ``ocols``,
     ``codes`` (k,) int64, ``params`` (k, 6). Everything is checked here (shapes, codes
-    0-10, column indices inside their stream and the output) before C runs."""
+    0-10, column indices inside their stream and the output, distinct output columns,
+    no memory shared by ``out`` and an input) before C runs: a second line behind
+    ``engine.market.kernels.sample_checks.check_transform``, which ``Backend.transform``
+    runs first on every backend."""
     _c_array(z, "z", np.float64, 2)
     _c_array(u, "u", np.float64, 2)
     _c_array(out, "out", np.float64, 2)
@@ -445,6 +450,11 @@ def sample_transform(z, u, cols, out, ocols, codes, params):
             if not 0 <= cols[c] < width:
                 raise ValueError(f"cols[{c}] must be in [0, {width - 1}] (code {code} reads "
                                  f"{'u' if code in _U_CODES else 'z'}), got {cols[c]}")
+    if np.unique(ocols).size != k:
+        raise ValueError(f"ocols must be distinct, got {ocols.tolist()}")
+    for a, name in ((z, "z"), (u, "u"), (cols, "cols"), (ocols, "ocols"), (codes, "codes"), (params, "params")):
+        if np.shares_memory(out, a):
+            raise ValueError(f"out must not share memory with {name}")
     if n == 0 or k == 0:
         return out
     cdef const double[:, ::1] zv = z
@@ -490,6 +500,8 @@ def sample_correlate(z, cols, factor):
             raise ValueError(f"cols[{c}] must be in [0, {z.shape[1] - 1}], got {cols[c]}")
     if np.unique(cols).size != k:
         raise ValueError(f"cols must be distinct, got {cols.tolist()}")
+    if np.shares_memory(z, cols) or np.shares_memory(z, factor):
+        raise ValueError("z must not share memory with cols or factor")
     if n == 0 or k == 0:
         return z
     cdef double[:, ::1] zv = z

@@ -17,7 +17,7 @@ from scipy import special, stats
 
 from engine._ext import _market
 from engine.market import distributions as D
-from engine.market.kernels import get_backend
+from engine.market.kernels import available_backends, get_backend
 from engine.market.kernels import layout as L
 from engine.market.kernels import sample_kernel as S
 
@@ -152,22 +152,42 @@ def test_every_instruction_set_copy_gives_identical_scores():
     assert "baseline" in seen
 
 
-def test_sample_scores_rejects_bad_input():
+ALL_BACKENDS = available_backends()
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_sample_scores_rejects_bad_input(backend):
+    """Every backend's ``scores`` checks its arguments (``sample_checks.check_pair``)
+    before compiled code runs."""
+    scores = get_backend(backend).scores
     with pytest.raises(ValueError, match="u must be a C-contiguous float64"):
-        _market.sample_scores(np.zeros(4, np.float32), np.empty(4))
+        scores(np.zeros(4, np.float32), np.empty(4))
     with pytest.raises(ValueError, match="u must be a C-contiguous float64"):
-        _market.sample_scores(np.zeros((4, 4))[:, 1], np.empty(4))
+        scores(np.zeros((4, 4))[:, 1], np.empty(4))
     with pytest.raises(ValueError, match="z must be a C-contiguous float64"):
-        _market.sample_scores(np.zeros(4), [0.0] * 4)
+        scores(np.zeros(4), [0.0] * 4)
     with pytest.raises(ValueError, match="equal sizes, got 4 and 3"):
-        _market.sample_scores(np.zeros(4), np.empty(3))
+        scores(np.zeros(4), np.empty(3))
     ro = np.empty(4)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="z must be writeable"):
-        _market.sample_scores(np.zeros(4), ro)
-    with pytest.raises(ValueError, match="equal sizes"):
-        S.scores_from_uniforms_numba(np.zeros(4), np.empty(3))
-    assert _market.sample_scores(np.zeros(0), np.empty(0)).size == 0
+        scores(np.zeros(4), ro)
+    assert scores(np.zeros(0), np.empty(0)).size == 0
+
+
+@pytest.mark.parametrize("f", [_market.sample_scores, _market._ndtri, S.scores_from_uniforms_numba, S.ndtri_numba]
+                         + [get_backend(b).scores for b in ALL_BACKENDS])
+def test_partly_overlapping_input_and_output_are_rejected(f):
+    """``z`` shifted by one element over ``u`` would read values already written, in an
+    order that differs between backends: rejected; the same array (in place) is fine."""
+    b = np.random.default_rng(0).random(1001)
+    with pytest.raises(ValueError, match="overlap partly"):
+        f(b[:-1], b[1:])
+    with pytest.raises(ValueError, match="overlap partly"):
+        f(b[1:], b[:-1])
+    f(b[:500].reshape(20, 25), b[:500])         # the same memory, another shape: in place
+    c = b.copy()
+    f(c[:500], c[500:1000])                     # disjoint halves of one buffer
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -339,38 +359,75 @@ def test_stream_code_table_is_declared_once():
         assert getattr(S, f"_FAST_{name}") == getattr(M, f"_FAST_{name}", code) == code
 
 
-def test_sample_transform_rejects_bad_input():
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_sample_transform_rejects_bad_input(backend):
+    """Every backend's ``transform`` (and the Cython wrapper itself, a second line)
+    checks its arguments (``sample_checks.check_transform``) before compiled code runs."""
     z, u, (cols, ocols, codes, params) = _transform_case(9)
     out = np.empty((9, L.N_INPUTS))
+    fns = [get_backend(backend).transform] + ([_market.sample_transform] if backend == "cython" else [])
 
     def call(**kw):
         a = dict(z=z, u=u, cols=cols, out=out, ocols=ocols, codes=codes, params=params)
         a.update(kw)
-        return _market.sample_transform(a["z"], a["u"], a["cols"], a["out"], a["ocols"], a["codes"], a["params"])
+        for f in fns:
+            f(a["z"], a["u"], a["cols"], a["out"], a["ocols"], a["codes"], a["params"])
+        return a["out"]
 
-    with pytest.raises(ValueError, match="out must have shape"):
-        call(out=np.empty((9, 44)))
-    with pytest.raises(ValueError, match="z must be a C-contiguous float64"):
-        call(z=np.asfortranarray(z))
-    with pytest.raises(ValueError, match="codes must be a C-contiguous int64"):
-        call(codes=codes.astype(np.int32))
-    with pytest.raises(ValueError, match="z and u must have 9 rows"):
-        call(u=u[:5])
+    def rejects(match, **kw):
+        for f in fns:
+            a = dict(z=z, u=u, cols=cols, out=out, ocols=ocols, codes=codes, params=params)
+            a.update(kw)
+            with pytest.raises(ValueError, match=match):
+                f(a["z"], a["u"], a["cols"], a["out"], a["ocols"], a["codes"], a["params"])
+
+    rejects("out must have shape", out=np.empty((9, 44)))
+    rejects("z must be a C-contiguous float64", z=np.asfortranarray(z))
+    rejects("codes must be a C-contiguous int64", codes=codes.astype(np.int32))
+    rejects("z and u must have 9 rows", u=u[:5])
     bad = codes.copy()
     bad[3] = 11
-    with pytest.raises(ValueError, match=r"codes\[3\] must be in \[0, 10\], got 11"):
-        call(codes=bad)
+    rejects(r"codes\[3\] must be in \[0, 10\], got 11", codes=bad)
+    bad[3] = -1
+    rejects(r"codes\[3\] must be in \[0, 10\], got -1", codes=bad)
     bad = cols.copy()
     bad[1] = z.shape[1]
-    with pytest.raises(ValueError, match=r"cols\[1\] must be in .* reads z\), got"):
-        call(cols=bad)
+    rejects(r"cols\[1\] must be in .* reads z\), got", cols=bad)
+    j = int(np.flatnonzero(np.isin(codes, S._U_CODES))[0])
+    bad = cols.copy()
+    bad[j] = u.shape[1]
+    rejects(rf"cols\[{j}\] must be in \[0, {u.shape[1] - 1}\] \(code {codes[j]} reads u\), got {u.shape[1]}",
+            cols=bad)
     bad = ocols.copy()
     bad[0] = 45
-    with pytest.raises(ValueError, match=r"ocols\[0\] must be in \[0, 44\], got 45"):
-        call(ocols=bad)
-    with pytest.raises(ValueError, match="params 6 columns"):
-        call(params=params[:, :5].copy())
+    rejects(r"ocols\[0\] must be in \[0, 44\], got 45", ocols=bad)
+    bad = ocols.copy()
+    bad[1] = bad[0]
+    rejects("ocols must be distinct", ocols=bad)
+    rejects("params 6 columns", params=params[:, :5].copy())
+    rejects(r"cols, ocols and params must have 18 rows .* got 17, 18", cols=cols[:-1].copy())
+    rejects(r"cols, ocols and params must have 18 rows .* got 18, 17", ocols=ocols[:-1].copy())
+    ro = np.empty_like(out)
+    ro.flags.writeable = False
+    rejects("out must be writeable", out=ro)
+    big = np.zeros((9, 45 + z.shape[1]))
+    rejects("out must be a C-contiguous", out=big[:, :45])
+    zbuf = np.zeros((9 * 45 + z.size))
+    rejects("out must not share memory with z", out=zbuf[:9 * 45].reshape(9, 45),
+            z=zbuf[9 * 45 - 3:-3].reshape(z.shape))
     assert call(z=z[:0], u=u[:0], out=out[:0]).shape == (0, L.N_INPUTS)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_transform_out_of_range_output_column_is_rejected_not_written(backend):
+    """The reviewer's case: an output column past ``out``'s 45 (here into the next rows of
+    a larger buffer) is an error on every backend, and nothing is written."""
+    big = np.zeros((3, 45))
+    out = big[:2]
+    with pytest.raises(ValueError, match=r"ocols\[0\] must be in \[0, 44\], got 45"):
+        get_backend(backend).transform(np.zeros((2, 1)), np.zeros((2, 0)), np.array([0]), out, np.array([45]),
+                                       np.array([1]), np.array([[7., 0, 0, 0, 0, 0]]))
+    assert not big.any()
 
 
 def test_forecast_input_matrix_identical_on_both_backends():
@@ -405,15 +462,28 @@ def test_copula_cython_and_numba_identical_bits(n):
     np.testing.assert_allclose(zc[:, cols], z[:, cols] @ f.T, rtol=1e-12, atol=1e-14)
 
 
-def test_sample_correlate_rejects_bad_input():
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_sample_correlate_rejects_bad_input(backend):
+    """Every backend's ``correlate`` (and the Cython wrapper itself) checks its arguments
+    (``sample_checks.check_correlate``) before compiled code runs."""
     z, cols, f = _copula_case(4)
-    with pytest.raises(ValueError, match=r"factor must have shape \(6, 6\)"):
-        _market.sample_correlate(z, cols, f[:5, :5].copy())
-    with pytest.raises(ValueError, match=r"cols\[2\] must be in \[0, 8\], got 9"):
-        _market.sample_correlate(z, np.array([0, 1, 9, 2, 3, 4], np.int64), f)
-    with pytest.raises(ValueError, match="cols must be distinct"):
-        _market.sample_correlate(z, np.array([0, 1, 1, 2, 3, 4], np.int64), f)
-    with pytest.raises(ValueError, match="z must be a C-contiguous float64"):
-        _market.sample_correlate(np.asfortranarray(z), cols, f)
-    with pytest.raises(ValueError, match="at most 64 correlated columns, got 65"):
-        _market.sample_correlate(np.zeros((2, 70)), np.arange(65, dtype=np.int64), np.eye(65))
+    fns = [get_backend(backend).correlate] + ([_market.sample_correlate] if backend == "cython" else [])
+
+    def rejects(match, zz, cc, ff):
+        for fn in fns:
+            with pytest.raises(ValueError, match=match):
+                fn(zz, cc, ff)
+
+    rejects(r"factor must have shape \(6, 6\)", z, cols, f[:5, :5].copy())
+    rejects(r"cols\[2\] must be in \[0, 8\], got 9", z, np.array([0, 1, 9, 2, 3, 4], np.int64), f)
+    rejects(r"cols\[0\] must be in \[0, 1\], got 2", np.zeros((2, 2)), np.array([2, 0]), 2 * np.eye(2))
+    rejects("cols must be distinct", z, np.array([0, 1, 1, 2, 3, 4], np.int64), f)
+    rejects("z must be a C-contiguous float64", np.asfortranarray(z), cols, f)
+    rejects("factor must be a C-contiguous float64", z, cols, f.astype(np.float32))
+    rejects("cols must be a C-contiguous int64", z, cols.astype(np.int32), f)
+    ro = z.copy()
+    ro.flags.writeable = False
+    rejects("z must be writeable", ro, cols, f)
+    rejects("at most 64 correlated columns, got 65", np.zeros((2, 70)), np.arange(65, dtype=np.int64), np.eye(65))
+    buf = np.zeros(4 * 9 + 36)
+    rejects("z must not share memory with", buf[:36].reshape(4, 9), cols, buf[30:66].reshape(6, 6))

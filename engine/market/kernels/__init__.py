@@ -21,7 +21,9 @@ class Backend:
     transforms of the input columns (``sample_kernel._fast_from_scores``);
     ``correlate(z, cols, factor)`` imposes the Gaussian copula in place
     (``sample_kernel._correlate_columns``); all three are bit-identical on every backend
-    (the numpy backend uses the numba ones);
+    (the numpy backend uses the numba ones) and check their arguments first, on every
+    backend, with the one validator ``sample_checks`` (``check_pair``,
+    ``check_transform``, ``check_correlate``);
     ``values(x, yp, out, n_threads)`` writes per-draw outputs;
     ``summaries(x, yp, hist, span, sums, nonfinite, clamped, ev_series, ev_op, ev_threshold, ev_count)``
     accumulates streaming summaries (``hist`` int64 or uint16 counters) and returns the
@@ -66,8 +68,21 @@ def _cython():
         raise ValueError("backend 'cython' is not available: build it with "
                          "`python setup.py build_ext --inplace` "
                          f"({exc})") from None
-    return Backend("cython", _market.market_values, _market.market_summaries, _market.sample_scores,
-                   _market.sample_transform, _market.sample_correlate)
+    from .sample_checks import check_correlate, check_pair, check_transform
+
+    # the one validator of every backend first (the wrappers' own checks are a second line)
+    def scores(u, z):
+        check_pair(u, z, "u", "z")
+        return _market.sample_scores(u, z)
+
+    def transform(z, u, cols, out, ocols, codes, params):
+        check_transform(z, u, cols, out, ocols, codes, params)
+        return _market.sample_transform(z, u, cols, out, ocols, codes, params)
+
+    def correlate(z, cols, factor):
+        check_correlate(z, cols, factor)
+        return _market.sample_correlate(z, cols, factor)
+    return Backend("cython", _market.market_values, _market.market_summaries, scores, transform, correlate)
 
 
 _FACTORIES = {"numba": _numba, "cython": _cython, "numpy": _numpy}

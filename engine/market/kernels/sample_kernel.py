@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 from .numba_kernel import _exp, _log
-from .sample_checks import CODES, N_CODES, N_PARAMS, U_CODE_MASK, U_CODES
+from .sample_checks import CODES, N_CODES, N_PARAMS, U_CODE_MASK, U_CODES, check_correlate, check_pair, check_transform
 
 __all__ = ["HALF_CELL", "correlate_numba", "ndtri_numba", "scores_from_uniforms_numba", "scores_from_uniforms_numpy",
            "transform_numba"]
@@ -191,29 +191,19 @@ def _scores_loop(u, z, flag):
             z[i0 + ti[j]] = tq[j]
 
 
-def _flat(a, name):
-    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous):
-        raise ValueError(f"{name} must be a C-contiguous float64 array, got "
-                         f"{getattr(a, 'dtype', type(a).__name__)}")
-    return a.reshape(-1)
-
-
 def scores_from_uniforms_numba(u: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Standard normal scores of uniforms ``u = k 2^-53`` on [0, 1) (``Generator.random``):
     ``z = Phi^-1((k + 1/2) 2^-53)``, finite, in about [-8.3, 8.3] [1]. ``z`` may be ``u``;
-    both C-contiguous float64 of equal size. Returns ``z``."""
-    uf, zf = _flat(u, "u"), _flat(z, "z")
-    if uf.size != zf.size:
-        raise ValueError(f"u and z must have equal sizes, got {uf.size} and {zf.size}")
+    both C-contiguous float64 of equal size, checked by ``sample_checks.check_pair``.
+    Returns ``z``."""
+    uf, zf = check_pair(u, z, "u", "z")
     _scores_loop(uf, zf, 1)
     return z
 
 
 def ndtri_numba(p: np.ndarray, z: np.ndarray) -> np.ndarray:
     """``z = Phi^-1(p)`` elementwise by the two-pass loop (scalar twin of ``ms_ndtri``)."""
-    pf, zf = _flat(p, "p"), _flat(z, "z")
-    if pf.size != zf.size:
-        raise ValueError(f"p and z must have equal sizes, got {pf.size} and {zf.size}")
+    pf, zf = check_pair(p, z, "p", "z")
     _scores_loop(pf, zf, 0)
     return z
 
@@ -379,12 +369,14 @@ def _correlate_columns(z, cols, factor, tmp):
 
 
 def correlate_numba(z, cols, factor):
-    """``_correlate_columns`` with its scratch row (the arguments are the model's)."""
+    """``_correlate_columns`` with its scratch row, after ``sample_checks.check_correlate``."""
+    check_correlate(z, cols, factor)
     _correlate_columns(z, cols, factor, np.empty(cols.shape[0]))
     return z
 
 
 def transform_numba(z, u, cols, out, ocols, codes, params):
-    """``_fast_from_scores`` (the arguments are the model's, already validated)."""
+    """``_fast_from_scores``, after ``sample_checks.check_transform``. Returns ``out``."""
+    check_transform(z, u, cols, out, ocols, codes, params)
     _fast_from_scores(z, u, cols, out, ocols, codes, params)
     return out
