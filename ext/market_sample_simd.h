@@ -11,7 +11,7 @@
  *   s = sqrt(-log r), r = min(p, 1 - p) (one for s <= 5, one beyond), negated below
  *   1/2 (ms_tail), with the coefficients and Horner order of the paper. The scalar
  *   twins are in engine/market/kernels/sample_kernel.py (`_ndtri_central_q`,
- *   `_ndtri_tail_qr`, `_fast_from_scores`, `_correlate_columns`): the same IEEE
+ *   `_ndtri_tail`, `_fast_from_scores`, `_correlate_columns`): the same IEEE
  *   operations in the same order; the log and exp are the market kernel's mk_log
  *   and mk_exp (ext/market_simd_body.h, twins numba_kernel._log and _exp), erfc is
  *   libm's in both, so the numba and Cython backends draw bit-identical inputs.

@@ -30,6 +30,24 @@ HALF_CELL = 2.0 ** -54
 MAX_SCORE = 8.3
 
 
+def _bits(a):
+    """The int64 bits of ``a`` with every NaN mapped to one canonical NaN: equal bits
+    means the same values, -0.0 and 0.0 told apart, whatever NaN payload or sign each
+    compiler produced (GCC and LLVM may fold ``-z * c`` with a NaN ``z`` differently)."""
+    a = np.array(a, dtype=np.float64, copy=True)
+    a[np.isnan(a)] = np.nan
+    return a.view(np.int64)
+
+
+def assert_same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    ba, bb = _bits(a), _bits(b)
+    bad = np.flatnonzero(ba.ravel() != bb.ravel())
+    assert bad.size == 0, f"{bad.size} values differ, first at flat index {bad[0]}: " \
+                          f"{a.ravel()[bad[0]]!r} vs {b.ravel()[bad[0]]!r}"
+
+
 def _grid_edges():
     """Uniforms on the 2^-53 grid where the formulas change: 0, the top, 1/2, both
     sides of the central region's edges (p = 0.075, 0.925) and of the far tail."""
@@ -56,7 +74,7 @@ def _numba_scores(u):
 def test_scores_cython_and_numba_identical_bits():
     u = _uniforms()
     got = _cython_scores(u)
-    assert np.array_equal(got.view(np.int64), _numba_scores(u).view(np.int64))
+    assert_same_bits(got, _numba_scores(u))
 
 
 def test_scores_match_scipy_reference():
@@ -73,7 +91,7 @@ def test_scores_finite_bounded_and_antisymmetric():
     z = _cython_scores(u)
     assert np.all(np.isfinite(z)) and np.abs(z).max() < MAX_SCORE
     mirror = (1.0 - u) - 2.0 ** -53            # exact: (2^53 - 1 - k) 2^-53
-    assert np.array_equal(_cython_scores(mirror), -z)
+    assert_same_bits(_cython_scores(mirror), -z)
     assert _cython_scores(np.array([0.0]))[0] == pytest.approx(special.ndtri(HALF_CELL), rel=NDTRI_RTOL)
 
 
@@ -83,7 +101,7 @@ def test_scores_in_place_and_any_shape():
     for f in (_market.sample_scores, S.scores_from_uniforms_numba):
         v = u.copy()
         assert f(v, v) is v
-        assert np.array_equal(v, want)
+        assert_same_bits(v, want)
 
 
 @settings(max_examples=200, deadline=None)
@@ -101,9 +119,30 @@ def test_vector_ndtri_matches_scipy_and_numba_twin():
     the same bits as the numba loop and the scalar ``_ndtri``, within NDTRI_RTOL of SciPy."""
     p = np.concatenate([_probabilities(), [0.0, 1.0, -0.5, 2.0, np.inf, -np.inf, np.nan]])
     got = _market._ndtri(p, np.empty_like(p))
-    assert np.array_equal(got, S.ndtri_numba(p, np.empty_like(p)), equal_nan=True)
-    assert np.array_equal(got[::97], np.array([S._ndtri(float(v)) for v in p[::97]]), equal_nan=True)
+    assert_same_bits(got, S.ndtri_numba(p, np.empty_like(p)))
+    assert_same_bits(got[::97], np.array([S._ndtri(float(v)) for v in p[::97]]))
     np.testing.assert_allclose(got, special.ndtri(p), rtol=NDTRI_RTOL, atol=0.0)
+
+
+def test_ndtri_nan_sign_bits_agree_on_every_path():
+    """p outside [0, 1]: the scalar ``_ndtri``, the numba loop and the C copy give the
+    same NaN, sign bit included (C's tail negates its NaN below 1/2; the scalar used to
+    return a positive one from a branch), and -inf/+inf at 0 and 1; raw bits, no
+    canonicalisation."""
+    p = np.array([-0.5, -1e-300, -np.inf, 2.0, 1.0 + 1e-15, np.inf, 0.0, 1.0, 0.5])
+    c = _market._ndtri(p, np.empty_like(p))
+    scalar = np.array([S._ndtri(float(v)) for v in p])
+    assert np.array_equal(c.view(np.int64), S.ndtri_numba(p, np.empty_like(p)).view(np.int64))
+    assert np.array_equal(c.view(np.int64), scalar.view(np.int64))
+    assert np.signbit(scalar[0]) and np.isnan(scalar[0])
+
+
+def test_same_bits_helper_tells_zeros_apart_and_identifies_nans():
+    assert_same_bits(np.array([np.nan, 1.0]), np.array([-np.nan, 1.0]))
+    with pytest.raises(AssertionError):
+        assert_same_bits(np.array([0.0]), np.array([-0.0]))
+    with pytest.raises(AssertionError):
+        assert_same_bits(np.array([np.nan]), np.array([np.inf]))
 
 
 _CHILD = r"""
@@ -111,7 +150,7 @@ import json, sys
 import numpy as np
 sys.path.insert(0, {root!r})
 from engine._ext import _market
-from tests.test_market_sample import _uniforms
+from tests.test_market_sample import _uniforms, _bits
 from tests.test_market_ndtri import _probabilities
 u = _uniforms(seed=9, n=20_011)
 p = np.concatenate([_probabilities(), [0.0, 1.0, -0.5, 2.0, np.inf]])
@@ -124,8 +163,7 @@ from tests.test_market_sample import _copula_case
 zc, cc, fc = _copula_case(1001)
 _market.sample_correlate(zc, cc, fc)
 print(json.dumps({{"isa": _market.simd_isa(), "scores": z.view(np.int64).tolist(),
-                  "ndtri": np.nan_to_num(q, nan=7.0).view(np.int64).tolist(),
-                  "transform": np.nan_to_num(x, nan=7.0).view(np.int64).tolist(),
+                  "ndtri": _bits(q).tolist(), "transform": _bits(x).tolist(),
                   "copula": zc.view(np.int64).tolist()}}))
 """
 
@@ -137,7 +175,9 @@ def test_every_instruction_set_copy_gives_identical_scores():
     assert best["scores"] == _numba_scores(u).view(np.int64).tolist()
     zz, uu, args = _transform_case(1999)
     x = _numba_transform(zz, uu, args)
-    assert best["transform"] == np.nan_to_num(x, nan=7.0).view(np.int64).tolist()
+    assert best["transform"] == _bits(x).tolist()
+    p = np.concatenate([_probabilities(), [0.0, 1.0, -0.5, 2.0, np.inf]])
+    assert best["ndtri"] == _bits(S.ndtri_numba(p, np.empty_like(p))).tolist()
     zc, cc, fc = _copula_case(1001)
     S.correlate_numba(zc, cc, fc)
     assert best["copula"] == zc.view(np.int64).tolist()
@@ -208,7 +248,7 @@ def test_model_sampler_identical_on_both_backends():
         b = get_backend(be)
         xs.append(m.sample_inputs(rng, 3001, rng_uniform=rng_u, scores=b.scores, transform=b.transform,
                                   correlate_fn=b.correlate))
-    assert np.array_equal(xs[0], xs[1])
+    assert_same_bits(xs[0], xs[1])
 
 
 # -- inverse transforms ---------------------------------------------------------------------
@@ -298,7 +338,7 @@ def _cython_transform(z, u, args):
 def test_transform_cython_and_numba_identical_bits(n):
     z, u, args = _transform_case(n)
     got = _cython_transform(z, u, args)
-    np.testing.assert_array_equal(got, _numba_transform(z, u, args))
+    assert_same_bits(got, _numba_transform(z, u, args))
     untouched = np.setdiff1d(np.arange(L.N_INPUTS), args[1])
     assert np.all(got[:, untouched] == -1.0)
 
@@ -341,7 +381,7 @@ def test_transform_identical_bits_property(lo, w1, w2, mu, sigma, a, width, seed
     rng = np.random.default_rng(seed)
     z = np.ascontiguousarray(2.0 * rng.standard_normal((37, nz)))
     u = rng.random((37, nu))
-    np.testing.assert_array_equal(_cython_transform(z, u, args), _numba_transform(z, u, args))
+    assert_same_bits(_cython_transform(z, u, args), _numba_transform(z, u, args))
 
 
 def test_stream_code_table_is_declared_once():
@@ -437,7 +477,7 @@ def test_forecast_input_matrix_identical_on_both_backends():
     m = load_scenario("default").build()
     xn, _ = sample_values(m, 3000, seed=2, backend="numba")
     xc, _ = sample_values(m, 3000, seed=2, backend="cython")
-    assert np.array_equal(xn, xc)
+    assert_same_bits(xn, xc)
 
 
 # -- Gaussian copula ------------------------------------------------------------------------
@@ -456,7 +496,7 @@ def test_copula_cython_and_numba_identical_bits(n):
     zc, zn = z.copy(), z.copy()
     assert _market.sample_correlate(zc, cols, f) is zc
     S.correlate_numba(zn, cols, f)
-    assert np.array_equal(zc.view(np.int64), zn.view(np.int64))
+    assert_same_bits(zc, zn)
     other = np.setdiff1d(np.arange(9), cols)
     assert np.array_equal(zc[:, other], z[:, other])
     np.testing.assert_allclose(zc[:, cols], z[:, cols] @ f.T, rtol=1e-12, atol=1e-14)

@@ -24,7 +24,7 @@ import numpy as np
 from .correlation import CorrelationSpec
 from .distributions import Distribution, Domain, LogNormal, Normal, Triangular, Truncated, Uniform
 from .kernels import layout as L
-from .kernels.sample_kernel import _ndtri, _ndtri_central, _ndtri_tail  # noqa: F401 (re-exported)
+from .kernels.sample_kernel import _ndtri, _ndtri_central_q, _ndtri_tail  # noqa: F401 (re-exported)
 from .kernels.sample_kernel import scores_from_uniforms_numba, transform_numba
 from .kernels.sample_kernel import (  # noqa: F401 (the stream codes, re-exported)
     _FAST_FIXED, _FAST_LOGNORMAL, _FAST_NORMAL, _FAST_TRIANGULAR, _FAST_TRUNC_LOGNORMAL, _FAST_TRUNC_NORMAL,

@@ -6,11 +6,12 @@ columns.
 
 Design
 ------
-``_ndtri_central_q`` and ``_ndtri_tail_qr`` are Wichura's AS 241 (PPND16) written in
+``_ndtri_central_q`` and ``_ndtri_tail`` are Wichura's AS 241 (PPND16) written in
 terms of ``q = p - 1/2`` and ``r = min(p, 1 - p)``: the same IEEE operations in the
 same order as ``ms_central`` and ``ms_tail`` of the C header, and the tail's log is
 ``_log``, the scalar twin of the kernels' ``mk_log``, so numba and Cython give the same
-bits (no fastmath). ``_ndtri(p)`` is the usual interface (``q = p - 1/2``,
+bits (no fastmath; the tail is written with selects, as C's, so even the sign bits of
+its NaNs agree). ``_ndtri(p)`` is the usual interface (``q = p - 1/2``,
 ``r = p or 1 - p``); ``scores_from_uniforms_numba`` maps uniforms ``u = k 2^-53``
 (``Generator.random``) to the scores of the cell midpoints ``(k + 1/2) 2^-53``,
 through ``q = (u - 1/2) + 2^-54`` and ``r = 1/2 - |q|``, which are exact (the midpoint
@@ -20,7 +21,7 @@ antisymmetric (``k`` and ``2^53 - 1 - k`` give opposite scores).
 The scores loop works on blocks of ``_BLOCK`` values: AS 241's central rational
 function for every value (no branch: it vectorises), then the values outside the
 centre (15 % of uniform variates) gathered into contiguous buffers and their tails
-computed by a loop with selects instead of branches (``_ndtri_tail_select``), so the
+computed by a loop with selects instead of branches (``_ndtri_tail``), so the
 latency of a log and a square root per tail value does not sit on every value's path
 and no branch is mispredicted. ``_fast_from_scores`` (transforms) and
 ``_correlate_columns`` (copula) are the twins of ``ms_transform`` and ``ms_correlate``.
@@ -82,60 +83,14 @@ def _ndtri_central_q(q):
     return q * _horner8(_AS241_A, r) / _horner8(_AS241_B, r)
 
 
-@nb.njit(nogil=True, cache=True, error_model="numpy")
-def _ndtri_tail_qr(q, r):
-    """AS 241's tails, ``Phi^-1(1/2 + q)`` for ``|q| > 0.425`` given ``r = min(1/2 + q,
-    1/2 - q)`` (exact); ``r = 0`` gives -inf or +inf (the sign of ``q``), ``r < 0`` or
-    NaN gives NaN. The log is ``_log`` (the kernels' ``mk_log``)."""
-    if not r > 0.0:
-        if r == 0.0:
-            return -math.inf if q < 0.0 else math.inf
-        return math.nan
-    s = math.sqrt(-_log(r))
-    if s <= 5.0:
-        t = s - 1.6
-        x = _horner8(_AS241_C, t) / _horner8(_AS241_D, t)
-    else:
-        t = s - 5.0
-        x = _horner8(_AS241_E, t) / _horner8(_AS241_F, t)
-    return -x if q < 0.0 else x
-
-
-@nb.njit(nogil=True, cache=True, inline="always")
-def _ndtri_central(p):
-    """``_ndtri_central_q(p - 1/2)``."""
-    return _ndtri_central_q(p - 0.5)
-
-
-@nb.njit(nogil=True, cache=True, error_model="numpy")
-def _ndtri_tail(p):
-    """``_ndtri_tail_qr`` for ``p``: ``r = p`` below 1/2, else ``1 - p``."""
-    q = p - 0.5
-    return _ndtri_tail_qr(q, p if q < 0.0 else 1.0 - p)
-
-
-@nb.njit(nogil=True, cache=True, error_model="numpy")
-def _ndtri(p):
-    """Inverse of the standard normal CDF, ``Phi^-1(p)``.
-
-    Wichura (1988), Algorithm AS 241 (PPND16, relative accuracy about 1e-16): a
-    rational function of degree 7 in ``0.180625 - (p - 1/2)^2`` for ``|p - 1/2| <= 0.425``
-    (``_ndtri_central``), else of ``sqrt(-log(min(p, 1 - p)))`` (one for values up to 5,
-    one beyond), negated below 1/2 (``_ndtri_tail``). ``p`` = 0 and 1 give -inf and +inf,
-    ``p`` outside [0, 1] and NaN give NaN (as scipy.special.ndtri). Scalar twin of
-    ``ms_ndtri`` (ext/market_sample_simd.h); the log is the kernels' ``_log`` (within
-    2 ulp of libm's), so it equals CPython's ``statistics.NormalDist.inv_cdf`` (the same
-    algorithm with libm's log) except in the last bits of some tail values; within
-    2e-15 relatively of scipy.special.ndtri (Cephes)."""
-    if abs(p - 0.5) <= 0.425:
-        return _ndtri_central(p)
-    return _ndtri_tail(p)
-
-
 @nb.njit(nogil=True, cache=True, inline="always", error_model="numpy")
-def _ndtri_tail_select(q, r):
-    """``_ndtri_tail_qr`` with selects instead of branches (both rational functions
-    evaluated), so that a loop of it vectorises; the same value."""
+def _ndtri_tail(q, r):
+    """AS 241's tails, ``Phi^-1(1/2 + q)`` for ``|q| > 0.425`` given ``r = min(1/2 + q,
+    1/2 - q)``: ``r = 0`` gives -inf or +inf (the sign of ``q``), ``r < 0`` or NaN gives
+    NaN (negated too where ``q < 0``, so its sign bit is C's). The log is ``_log`` (the
+    kernels' ``mk_log``). Selects instead of branches (both rational functions
+    evaluated), so that a loop of it vectorises: the twin of ``ms_tail``, the only tail
+    formula of the numba kernels."""
     pos = r > 0.0
     s = math.sqrt(-_log(r if pos else 0.5))
     t = s - 1.6
@@ -146,6 +101,32 @@ def _ndtri_tail_select(q, r):
     edge = math.inf if r == 0.0 else math.nan
     x = x if pos else edge
     return -x if q < 0.0 else x
+
+
+@nb.njit(nogil=True, cache=True, inline="always", error_model="numpy")
+def _ndtri_qr(q, r):
+    """``Phi^-1(1/2 + q)`` given ``r = min(1/2 + q, 1/2 - q)``: the central rational
+    function for ``|q| <= 0.425``, else ``_ndtri_tail`` (NaN goes to the tail, as in C)."""
+    if abs(q) <= 0.425:
+        return _ndtri_central_q(q)
+    return _ndtri_tail(q, r)
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def _ndtri(p):
+    """Inverse of the standard normal CDF, ``Phi^-1(p)``.
+
+    Wichura (1988), Algorithm AS 241 (PPND16, relative accuracy about 1e-16): a
+    rational function of degree 7 in ``0.180625 - (p - 1/2)^2`` for ``|p - 1/2| <= 0.425``
+    (``_ndtri_central_q``), else of ``sqrt(-log(min(p, 1 - p)))`` (one for values up to 5,
+    one beyond), negated below 1/2 (``_ndtri_tail``). ``p`` = 0 and 1 give -inf and +inf,
+    ``p`` outside [0, 1] and NaN give NaN (as scipy.special.ndtri). Scalar twin of
+    ``ms_ndtri`` (ext/market_sample_simd.h), NaN sign bits included; the log is the
+    kernels' ``_log`` (within 2 ulp of libm's), so it equals CPython's
+    ``statistics.NormalDist.inv_cdf`` (the same algorithm with libm's log) except in the
+    last bits of some tail values; within 2e-15 relatively of scipy.special.ndtri (Cephes)."""
+    q = p - 0.5
+    return _ndtri_qr(q, p if q < 0.0 else 1.0 - p)
 
 
 #: values per block of the two-pass loops (the block's buffers stay in L1)
@@ -186,7 +167,7 @@ def _scores_loop(u, z, flag):
             ti[nt] = i
             nt += not abs(qb[i]) <= 0.425
         for j in range(nt):
-            tq[j] = _ndtri_tail_select(tq[j], tr[j])
+            tq[j] = _ndtri_tail(tq[j], tr[j])
         for j in range(nt):
             z[i0 + ti[j]] = tq[j]
 
@@ -333,10 +314,11 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
                 for i in range(m):  # src <- p = Phi(a) + (Phi(b) - Phi(a)) src
                     src[i] = p2 + p3 * src[i]
                 for i in range(m):
-                    dst[i] = _ndtri_central(src[i])
+                    dst[i] = _ndtri_central_q(src[i] - 0.5)
                 for i in range(m):
-                    if not abs(src[i] - 0.5) <= 0.425:
-                        dst[i] = _ndtri_tail(src[i])
+                    q = src[i] - 0.5
+                    if not abs(q) <= 0.425:
+                        dst[i] = _ndtri_tail(q, src[i] if q < 0.0 else 1.0 - src[i])
                 if code == _FAST_TRUNC_LOGNORMAL or code == _FAST_U_TRUNC_LOGNORMAL:
                     for i in range(m):
                         dst[i] = _exp(p0 + p1 * dst[i])
