@@ -22,6 +22,7 @@
 #define ms_tail MK_F(ms_tail)
 #define ms_two_pass MK_F(ms_two_pass)
 #define ms_ndtri_p MK_F(ms_ndtri_p)
+#define ms_ndtri_qr MK_F(ms_ndtri_qr)
 #define ms_phi MK_F(ms_phi)
 #define ms_transform_isa MK_F(ms_transform_isa)
 #define ms_correlate_isa MK_F(ms_correlate_isa)
@@ -142,14 +143,20 @@ static void ms_scores_isa(const double* u, double* z, int64_t n) { ms_two_pass(u
 /* Phi^-1(p[i]), i < n */
 static void ms_ndtri_isa(const double* p, double* z, int64_t n) { ms_two_pass(p, z, n, 0); }
 
-/* Phi^-1(p), p-form: the central rational function, the tails for vectors with a
- * lane outside the centre (the values of _ndtri in sample_kernel.py) */
-MK_INLINE mk_vd ms_ndtri_p(mk_vd p) {
-    mk_vd q = p - 0.5;
+/* Phi^-1(1/2 + q) given r = min(1/2 + q, 1/2 - q): the central rational function,
+ * the tails for vectors with a lane outside the centre (NaN too; the values of
+ * _ndtri_qr in sample_kernel.py) */
+MK_INLINE mk_vd ms_ndtri_qr(mk_vd q, mk_vd r) {
     mk_vd y = ms_central(q);
     mk_vl tail = ~((mk_vd)((mk_vl)q & 0x7FFFFFFFFFFFFFFFLL) <= 0.425);
-    if (ms_any(tail)) y = mk_sel(tail, ms_tail(q, mk_sel(q < 0.0, p, 1.0 - p)), y);
+    if (ms_any(tail)) y = mk_sel(tail, ms_tail(q, r), y);
     return y;
+}
+
+/* Phi^-1(p), p-form (the values of _ndtri in sample_kernel.py) */
+MK_INLINE mk_vd ms_ndtri_p(mk_vd p) {
+    mk_vd q = p - 0.5;
+    return ms_ndtri_qr(q, mk_sel(q < 0.0, p, 1.0 - p));
 }
 
 /* standard normal CDF erfc(-z / sqrt 2) / 2, lane by lane with libm's erfc (the
@@ -201,8 +208,20 @@ static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64
                 y = mk_exp(p0 + p1 * v);
             } else {                                  /* truncated (7-10) */
                 double p3 = pr[3], lo = pr[4], hi = pr[5];
-                mk_vd p = p2 + p3 * (MS_READS_U(code) ? v : ms_phi(v));
-                mk_vd t = ms_ndtri_p(p);
+                mk_vd t;
+                if (MS_READS_U(code)) {
+                    /* u's cell midpoint m = u + 2^-54 (exact below 1/2) and 1 - m = (1 - u) - 2^-54
+                     * (exact from 1/2): p = F(a) + w m; r = p below 1/2, else 1 - p = (1 - F(b)) +
+                     * w (1 - m), with 1 - F(b) = (1 - F(a)) - w clamped at 0; so u = 0 and the top of
+                     * the grid give finite values inside the support (never the bound F(a) or 1) */
+                    double fbc = (1.0 - p2) - p3;
+                    fbc = fbc > 0.0 ? fbc : 0.0;
+                    mk_vd p = p2 + p3 * (v + 0x1p-54);
+                    mk_vd q = p - 0.5;
+                    t = ms_ndtri_qr(q, mk_sel(q < 0.0, p, fbc + p3 * ((1.0 - v) - 0x1p-54)));
+                } else {
+                    t = ms_ndtri_p(p2 + p3 * ms_phi(v));
+                }
                 y = code == MS_TRUNC_LOGNORMAL || code == MS_U_TRUNC_LOGNORMAL ? mk_exp(p0 + p1 * t) : p0 + p1 * t;
                 y = mk_sel(y < lo, mk_b(lo), y);
                 y = mk_sel(y > hi, mk_b(hi), y);
@@ -245,6 +264,7 @@ static void ms_correlate_isa(double* z, int64_t nz, const int64_t* cols, int64_t
 #undef ms_tail
 #undef ms_two_pass
 #undef ms_ndtri_p
+#undef ms_ndtri_qr
 #undef ms_phi
 #undef ms_transform_isa
 #undef ms_correlate_isa

@@ -149,8 +149,11 @@ def test_compiled_transforms_match_distributions():
 
 def test_stream_transforms_match_distributions():
     """The sampling path (normal scores for some inputs, uniform variates for the uncorrelated
-    uniform/triangular/truncated ones) equals each distribution's own inverse transform."""
+    uniform/triangular/truncated ones) equals each distribution's own inverse transform
+    (truncated ones at the midpoint of the uniform's cell, ``_truncated_at_midpoint``)."""
     from engine.market.distributions import Triangular, Truncated, Uniform
+
+    from .test_market_sample import _truncated_at_midpoint
     from engine.market.kernels import layout as L
     from engine.market.scenario import load_scenario
     m = load_scenario("default").build()
@@ -163,7 +166,9 @@ def test_stream_transforms_match_distributions():
         np.testing.assert_allclose(x[:, L.INPUT_NAMES.index(k)], m.inputs[k].from_normal(z[:, j]), rtol=1e-13)
     for j, k in enumerate(m.uniform_names):
         assert type(m.inputs[k]) in (Uniform, Triangular, Truncated) and k not in m.correlation.names
-        np.testing.assert_allclose(x[:, L.INPUT_NAMES.index(k)], m.inputs[k].ppf(u[:, j]), rtol=1e-13)
+        d = m.inputs[k]
+        want = _truncated_at_midpoint(d, u[:, j]) if type(d) is Truncated else d.ppf(u[:, j])
+        np.testing.assert_allclose(x[:, L.INPUT_NAMES.index(k)], want, rtol=1e-13)
 
 
 def test_model_sampling_meets_spearman_target():

@@ -354,11 +354,64 @@ def test_transform_matches_distributions():
     u = u[:z.shape[0]]
     cols, ocols = args[0], args[1]
     for c, (code, d) in enumerate(TRANSFORM_CASES):
-        want = d.ppf(u[:, cols[c]]) if code in _U_CODES else d.from_normal(z[:, cols[c]])
+        if code in (S._FAST_U_TRUNC_NORMAL, S._FAST_U_TRUNC_LOGNORMAL):
+            want = _truncated_at_midpoint(d, u[:, cols[c]])
+        else:
+            want = d.ppf(u[:, cols[c]]) if code in _U_CODES else d.from_normal(z[:, cols[c]])
         base = getattr(d, "base", d)
         lo, hi = d.support
         atol = 1e-13 * (base.sd if isinstance(base, D.Normal) else hi - lo if np.isfinite(hi - lo) else 1e-287)
         np.testing.assert_allclose(got[:, ocols[c]], want, rtol=1e-13, atol=atol, err_msg=d.describe())
+
+
+def _truncated_at_midpoint(d, u):
+    """Readable reference of codes 9 and 10: ``Truncated.ppf`` at the midpoint ``u + 2^-54``
+    of ``u``'s cell, by SciPy's ``ndtri``; above 1/2 through the complement ``1 - p =
+    (1 - F(b)) + w ((1 - u) - 2^-54)``, exact there, where the midpoint is not a double."""
+    flo, w = d._flo, d._fhi - d._flo
+    p = flo + w * (u + HALF_CELL)
+    r = max(0.0, (1.0 - flo) - w) + w * ((1.0 - u) - HALF_CELL)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = np.where(p < 0.5, special.ndtri(p), -special.ndtri(r))
+    b = d.base
+    v = b.mean + b.sd * x if isinstance(b, D.Normal) else np.exp(b.mu + b.sigma * x)
+    return np.clip(v, d.lo, d.hi)
+
+
+#: truncated inputs sampled from a uniform variate, with bounds at -inf, 0 (lognormal:
+#: F(a) = 0) and +inf (F(b) = 1)
+_U_TRUNCATED = [
+    (S._FAST_U_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0), -np.inf, 1.0)),
+    (S._FAST_U_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0), 2.5, np.inf)),
+    (S._FAST_U_TRUNC_NORMAL, D.truncated(D.normal(0.0, 1.0), -0.5, 2.0)),
+    (S._FAST_U_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0), 0.0, 20.0)),
+    (S._FAST_U_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0), 10.0, np.inf)),
+    (S._FAST_U_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(5.0, 40.0), 1.0, 1.0e4)),
+]
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_truncated_from_uniform_grid_ends_are_finite_inside_the_support(backend):
+    """u = 0 and the top of the grid (1 - 2^-53) map to their cells' midpoints, as the
+    scores do: finite values strictly inside an infinite or zero bound (u = 0 used to
+    give the bound itself: -inf, or exactly 0 for a lognormal), inside [lo, hi], the same
+    bits on every backend, and close to the reference at the midpoint."""
+    args, nz, nu = _transform_args(_U_TRUNCATED)
+    u = np.repeat(np.array([[0.0], [2.0 ** -53], [0.5 - 2.0 ** -53], [0.5], [1.0 - 2.0 ** -53]]), nu, axis=1)
+    z = np.zeros((u.shape[0], nz))
+    x = get_backend(backend).transform(z, u, args[0], np.full((u.shape[0], L.N_INPUTS), -1.0), *args[1:])
+    assert_same_bits(x, _numba_transform(z, u, args))
+    for c, (code, d) in enumerate(_U_TRUNCATED):
+        v = x[:, args[1][c]]
+        lo, hi = d.support
+        assert np.all(np.isfinite(v)), (d.describe(), v)
+        assert np.all((v >= lo) & (v <= hi)), (d.describe(), v)
+        if lo == -np.inf or d._flo == 0.0:
+            assert v[0] > lo, d.describe()
+        if hi == np.inf:
+            assert v[-1] < hi, d.describe()
+        np.testing.assert_allclose(v, _truncated_at_midpoint(d, u[:, args[0][c]]), rtol=1e-13, atol=0.0,
+                                   err_msg=d.describe())
 
 
 @settings(max_examples=60, deadline=None)

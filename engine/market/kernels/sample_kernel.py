@@ -245,7 +245,12 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
     (Johnson et al. 1994, sec. 10.1; ``a``, ``b`` the bounds as base-normal scores,
     ``Phi^-1`` by ``_ndtri``, AS 241), then ``m + s x`` or ``exp(mu + s x)``, clipped to
     [lo, hi]; ``params[c]`` = (m or mu, s, Phi(a), Phi(b) - Phi(a), lo, hi). Codes 9 and
-    10 are codes 7 and 8 with a uniform variate ``u`` in place of ``Phi(z)``.
+    10 are codes 7 and 8 with the midpoint ``m = u + 2^-54`` of the uniform variate's
+    cell (as the scores) in place of ``Phi(z)``: ``q = p - 1/2`` from ``p = Phi(a) + w m``
+    (``m`` exact below 1/2) and, above 1/2, ``r = 1 - p = (1 - Phi(b)) + w ((1 - u) -
+    2^-54)`` (exact complement from 1/2; ``1 - Phi(b) = (1 - Phi(a)) - w`` clamped at 0),
+    so ``u = 0`` and the top of the grid give finite values inside the support, never
+    the bound itself (-inf, or 0 for a lognormal).
     Scalar twin of ``ms_transform`` (ext/market_sample_simd.h): the same operations in
     the same order (the lognormal's exp is the kernels' ``_exp``, ``mk_exp``'s twin;
     erfc is libm's in both).
@@ -266,6 +271,7 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
     k = codes.shape[0]
     src = np.empty(_ROW_BLOCK)
     dst = np.empty(_ROW_BLOCK)
+    rb = np.empty(_ROW_BLOCK)
     for r0 in range(0, n_all, _ROW_BLOCK):
         m = min(_ROW_BLOCK, n_all - r0)
         for c in range(k):
@@ -308,17 +314,27 @@ def _fast_from_scores(z, u, cols, out, ocols, codes, params):
                 p3 = params[c, 3]
                 lo = params[c, 4]
                 hi = params[c, 5]
-                if not (U_CODE_MASK >> code) & 1:
-                    for i in range(m):  # src <- Phi(z)
-                        src[i] = _phi(src[i])
-                for i in range(m):  # src <- p = Phi(a) + (Phi(b) - Phi(a)) src
-                    src[i] = p2 + p3 * src[i]
+                if (U_CODE_MASK >> code) & 1:
+                    # u's cell midpoint: src <- q = p - 1/2, rb <- r = min(p, 1 - p), p = F(a) + w m
+                    fbc = (1.0 - p2) - p3      # 1 - F(b), clamped at 0
+                    fbc = fbc if fbc > 0.0 else 0.0
+                    for i in range(m):
+                        v = src[i]
+                        p = p2 + p3 * (v + HALF_CELL)
+                        q = p - 0.5
+                        src[i] = q
+                        rb[i] = p if q < 0.0 else fbc + p3 * ((1.0 - v) - HALF_CELL)
+                else:
+                    for i in range(m):  # src <- q, rb <- r of p = Phi(a) + (Phi(b) - Phi(a)) Phi(z)
+                        p = p2 + p3 * _phi(src[i])
+                        q = p - 0.5
+                        src[i] = q
+                        rb[i] = p if q < 0.0 else 1.0 - p
                 for i in range(m):
-                    dst[i] = _ndtri_central_q(src[i] - 0.5)
+                    dst[i] = _ndtri_central_q(src[i])
                 for i in range(m):
-                    q = src[i] - 0.5
-                    if not abs(q) <= 0.425:
-                        dst[i] = _ndtri_tail(q, src[i] if q < 0.0 else 1.0 - src[i])
+                    if not abs(src[i]) <= 0.425:
+                        dst[i] = _ndtri_tail(src[i], rb[i])
                 if code == _FAST_TRUNC_LOGNORMAL or code == _FAST_U_TRUNC_LOGNORMAL:
                     for i in range(m):
                         dst[i] = _exp(p0 + p1 * dst[i])
