@@ -235,3 +235,19 @@ def test_default_backend_is_the_fastest_built(model, monkeypatch):
         return real_import(name, globals, locals, fromlist, level)
     monkeypatch.setattr(builtins, "__import__", no_ext)
     assert kernels.fastest_backend() == "numba"
+
+
+def test_stale_extension_build_is_unavailable_not_a_crash(monkeypatch):
+    """An in-place build from before the sampling kernels lacks ``sample_scores``:
+    ``get_backend("cython")`` says to rebuild (ValueError, not AttributeError),
+    ``available_backends()`` leaves it out and the default falls back to numba."""
+    from engine._ext import _market
+    from engine.market import kernels
+    monkeypatch.setattr(kernels, "_CACHE", {})
+    monkeypatch.delattr(_market, "sample_scores")
+    with pytest.raises(ValueError, match=r"lacks sample_scores.*python setup.py build_ext --inplace"):
+        kernels.get_backend("cython")
+    assert "cython" not in kernels.available_backends()
+    assert kernels.fastest_backend() == "numba"
+    assert kernels.get_backend(None).name == "numba"
+

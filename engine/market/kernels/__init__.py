@@ -61,13 +61,29 @@ def _numba():
                    transform_numba, correlate_numba)
 
 
-def _cython():
+#: what the cython backend reads from the extension (an in-place build older than one of
+#: them lacks it: rebuild)
+_CYTHON_NEEDS = ("market_values", "market_summaries", "sample_scores", "sample_transform", "sample_correlate")
+
+
+def _cython_module():
+    """``engine._ext._market``, or ValueError (not built, or built before one of
+    ``_CYTHON_NEEDS`` existed)."""
     try:
         from engine._ext import _market
     except ImportError as exc:  # not built
         raise ValueError("backend 'cython' is not available: build it with "
                          "`python setup.py build_ext --inplace` "
                          f"({exc})") from None
+    missing = [a for a in _CYTHON_NEEDS if not hasattr(_market, a)]
+    if missing:
+        raise ValueError("backend 'cython' is not available: the extension was built from older sources "
+                         f"(it lacks {', '.join(missing)}); rebuild it with `python setup.py build_ext --inplace`")
+    return _market
+
+
+def _cython():
+    _market = _cython_module()
     from .sample_checks import check_correlate, check_pair, check_transform
 
     # the one validator of every backend first (the wrappers' own checks are a second line)
@@ -92,10 +108,11 @@ _CACHE: dict = {}
 def fastest_backend() -> str:
     """The fastest backend in this installation: "cython" where the extension is built
     (its sampling, kernel and summaries stages measured about twice numba's draws/s,
-    docs/benchmarks.md), else "numba". Every backend gives the same bits."""
+    docs/benchmarks.md), else "numba" (also when the extension is a stale build that
+    lacks a kernel). Every backend gives the same bits."""
     try:
-        from engine._ext import _market  # noqa: F401
-    except ImportError:
+        _cython_module()
+    except ValueError:
         return "numba"
     return "cython"
 
