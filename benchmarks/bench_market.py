@@ -188,43 +188,101 @@ def test_stage_breakdown_smoke(model):
     assert all(lo > 0 and lo <= med for lo, med in res.values())
 
 
-def stage_split(model, draws=8192, reps=40, seed=0):
+def split_compiler() -> str | None:
+    """The C compiler that builds the split harness, resolved as setup.py resolves it
+    (``$CC``, else sysconfig's ``CC``, else ``cc``; its first word), as a path; None
+    where it is not installed."""
+    import os
+    import shutil
+    import sysconfig
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc)
+
+
+def stage_split(model, draws=8192, reps=40, seed=0, x=None):
     """Time per draw [ns] of the model kernel, bin indices, running sums and histogram
     counts of the Cython fused kernel, from ``market_stage_split.c`` (a C replica of
     ``market_summaries``' common path with a timestamp between stages), compiled with
-    setup.py's flags on the model's own inputs. Returns the program's report."""
+    setup.py's flags on the model's own inputs (or ``x``, (draws, N_INPUTS)). Returns
+    the program's report; RuntimeError where it cannot run or stops (an output with a
+    clamped or non-finite value, whose exact path it does not replicate)."""
     import os
     import platform
-    import shutil
     import subprocess
-    import sysconfig
     import tempfile
     if platform.machine() not in ("x86_64", "AMD64"):
         raise RuntimeError("the split harness reads the x86 time-stamp counter")
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "gcc").split()[0]
-    if shutil.which(cc) is None:
-        raise RuntimeError(f"no C compiler ({cc!r}) to build the split harness")
+    cc = split_compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler ($CC, sysconfig's CC or cc) to build the split harness")
     here = os.path.dirname(os.path.abspath(__file__))
     ext = os.path.join(os.path.dirname(here), "ext")
-    x = model.sample_inputs(np.random.default_rng(seed), draws)
+    if x is None:
+        x = model.sample_inputs(np.random.default_rng(seed), draws)
+    draws = x.shape[0]
     with tempfile.TemporaryDirectory() as tmp:
         xp, yp, exe = (os.path.join(tmp, f) for f in ("x.bin", "yp.bin", "split"))
         np.ascontiguousarray(x, dtype=np.float64).tofile(xp)
         np.ascontiguousarray(model.year_params, dtype=np.float64).tofile(yp)
         subprocess.run([cc, "-O3", "-ffp-contract=off", "-Wno-psabi", "-march=x86-64-v2", "-I", ext,
                         os.path.join(here, "market_stage_split.c"), "-o", exe], check=True)
-        res = subprocess.run([exe, xp, yp, str(draws), str(model.n_years), str(reps)], check=True,
+        res = subprocess.run([exe, xp, yp, str(draws), str(model.n_years), str(reps)],
                              capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"the split harness stopped (exit status {res.returncode}): {res.stderr.strip()}")
     return res.stdout
 
 
-def test_stage_split_smoke(model):
+def _needs_split_harness():
     import platform
-    import shutil
-    if platform.machine() not in ("x86_64", "AMD64") or shutil.which("gcc") is None:
-        pytest.skip("x86-64 and gcc needed")
+    if platform.machine() not in ("x86_64", "AMD64") or split_compiler() is None:
+        pytest.skip("x86-64 and the C compiler setup.py uses ($CC, sysconfig's CC or cc) needed")
+
+
+def test_stage_split_smoke(model):
+    _needs_split_harness()
     out = stage_split(model, draws=300, reps=1)
     assert "histogram counts" in out and "running sums" in out
+
+
+def test_stage_split_stops_on_a_clamped_or_non_finite_value(model):
+    """A NaN output has a bin index outside its histogram row: the harness stops with a
+    message instead of counting it (out of bounds)."""
+    _needs_split_harness()
+    x = model.sample_inputs(np.random.default_rng(0), 300)
+    x[17, 0] = np.nan                           # tokens_per_day_base: NaN outputs
+    with pytest.raises(RuntimeError, match=r"exit status 4.*clamped or non-finite value"):
+        stage_split(model, reps=1, x=x)
+
+
+def test_split_compiler_is_resolved_as_setup_py_does(monkeypatch):
+    """The smoke test's skip condition and the harness use the same compiler: ``$CC``
+    first (its first word), not a fixed ``gcc``."""
+    import platform
+    import shutil
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("x86-64 needed")
+    monkeypatch.setenv("CC", "/nonexistent/infercast-cc -O2")
+    assert split_compiler() is None
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        stage_split(None)
+    if shutil.which("cc"):
+        monkeypatch.setenv("CC", "cc -pthread")
+        assert split_compiler() == shutil.which("cc")
+
+
+def test_sdist_manifest_keeps_every_benchmark_source():
+    """MANIFEST.in's ``recursive-include benchmarks`` patterns cover every file here
+    (``market_stage_split.c`` included), so an sdist can run ``--split``."""
+    import fnmatch
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    patterns = [w for line in (here.parent / "MANIFEST.in").read_text().splitlines()
+                if line.startswith("recursive-include benchmarks ") for w in line.split()[2:]]
+    files = [f.name for f in here.iterdir() if f.is_file() and f.suffix in (".py", ".c")]
+    assert "market_stage_split.c" in files
+    for name in files:
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
 
 
 def main(draws: int = 10_000_000):
@@ -263,3 +321,4 @@ if __name__ == "__main__":
             print(f"  {k:<32}" + "  ".join(f"{r[k][0]:7.0f} /{r[k][1]:7.0f}" for r in res))
     else:
         main(int(float(sys.argv[1])) if len(sys.argv) > 1 else 10_000_000)
+
