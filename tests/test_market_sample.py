@@ -311,16 +311,24 @@ def _transform_args(cases):
             _params_array([_row(d) for _, d in cases])), nz, nu
 
 
+#: edge rows of every score column and of every uniform column of ``_transform_case``
+EDGE_SCORES = [0.0, -40.0, 40.0, -np.inf, np.inf, np.nan]
+EDGE_UNIFORMS = [0.0, 1.0 - 2.0 ** -53, 2.0 ** -53, 0.5, 0.5 - 2.0 ** -53, np.nan]
+N_EDGE = len(EDGE_SCORES)
+
+
 def _transform_case(n, seed=8):
-    """Scores (normal, with a few huge, infinite and NaN ones) and uniforms (with 0 and the
-    top of the grid) for TRANSFORM_CASES; ``n`` rows (odd: a short last vector)."""
+    """Scores (normal, with a few huge, infinite and NaN ones) and uniforms (with 0, the
+    top of the grid, both sides of 1/2 and NaN) for TRANSFORM_CASES, the edge values in
+    the first N_EDGE rows of every column of both streams (column 0 of ``z`` alone would
+    reach only the first score code); ``n`` rows (odd: a short last vector)."""
     args, nz, nu = _transform_args(TRANSFORM_CASES)
     rng = np.random.default_rng(seed)
     z = 1.5 * rng.standard_normal((n, nz))
     u = rng.random((n, nu))
-    if n >= 6:
-        z[:6, 0] = [0.0, -40.0, 40.0, -np.inf, np.inf, np.nan]
-        u[:2, :] = [[0.0], [1.0 - 2.0 ** -53]]
+    if n >= N_EDGE:
+        z[:N_EDGE, :] = np.array(EDGE_SCORES)[:, None]
+        u[:N_EDGE, :] = np.array(EDGE_UNIFORMS)[:, None]
     return np.ascontiguousarray(z), np.ascontiguousarray(u), args
 
 
@@ -341,6 +349,9 @@ def test_transform_cython_and_numba_identical_bits(n):
     assert_same_bits(got, _numba_transform(z, u, args))
     untouched = np.setdiff1d(np.arange(L.N_INPUTS), args[1])
     assert np.all(got[:, untouched] == -1.0)
+    if n >= N_EDGE:     # the edge rows reach every transformed column: the NaN row gives NaN
+        codes = args[2]
+        assert np.all(np.isnan(got[N_EDGE - 1, args[1][codes != S._FAST_FIXED]]))
 
 
 def test_transform_matches_distributions():
@@ -349,9 +360,8 @@ def test_transform_matches_distributions():
     times the sd of a normal base or the width of a bounded support (values near a bound
     of a triangular cancel: hi - sqrt(.) near lo)."""
     z, u, args = _transform_case(5001)
-    z, u = z[6:], u[2:]
-    got = _cython_transform(np.ascontiguousarray(z), np.ascontiguousarray(u[:z.shape[0]]), args)
-    u = u[:z.shape[0]]
+    z, u = np.ascontiguousarray(z[N_EDGE:]), np.ascontiguousarray(u[N_EDGE:])
+    got = _cython_transform(z, u, args)
     cols, ocols = args[0], args[1]
     for c, (code, d) in enumerate(TRANSFORM_CASES):
         if code in (S._FAST_U_TRUNC_NORMAL, S._FAST_U_TRUNC_LOGNORMAL):
