@@ -109,7 +109,7 @@ def fastest_backend() -> str:
     """The fastest backend in this installation: "cython" where the extension is built
     (its sampling, kernel and summaries stages measured about twice numba's draws/s,
     docs/benchmarks.md), else "numba" (also when the extension is a stale build that
-    lacks a kernel). Every backend gives the same bits."""
+    lacks a kernel). numba and Cython give the same bits (numpy: docs/reproducibility.md)."""
     try:
         _cython_module()
     except ValueError:
