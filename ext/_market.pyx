@@ -352,7 +352,7 @@ def _flat_pair(a, b, str an, str bn):
 def sample_scores(u, z):
     """Standard normal scores ``z`` of uniforms ``u = k 2^-53`` on [0, 1) (numpy's
     ``Generator.random``): ``Phi^-1`` of the cell midpoint ``(k + 1/2) 2^-53`` (AS 241,
-    ext/market_sample_simd.h), finite [1]. ``z`` may be ``u``. Bit-identical to
+    ext/market_sample_simd.h; Wichura 1988), always finite (docs/reproducibility.md). ``z`` may be ``u``. Bit-identical to
     ``engine.market.kernels.sample_kernel.scores_from_uniforms_numba``. Returns ``z``."""
     uf, zf = _flat_pair(u, z, "u", "z")
     cdef const double[::1] uv = uf

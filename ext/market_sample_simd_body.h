@@ -171,7 +171,12 @@ MK_INLINE mk_vd ms_phi(mk_vd z) {
  * time: for each column, MK_W values gathered from z (stride nz) or u (stride nu),
  * transformed as vectors, scattered into x (stride MK_N_IN); the rows of a block of
  * z, u and x stay in L1. A short last block repeats row n - 1 in its padding lanes
- * and stores only the rows it has. Codes and parameters: see _fast_from_scores. */
+ * and stores only the rows it has. Codes and parameters: see _fast_from_scores.
+ * References: triangular inverse CDF, Vose, D. (2008), "Risk Analysis", 3rd ed., Wiley;
+ * inverse transform from a uniform, Devroye, L. (1986), "Non-Uniform Random Variate
+ * Generation", sec. II.2; truncated normal by the inverse CDF of the truncated base,
+ * Johnson, Kotz and Balakrishnan (1994), "Continuous Univariate Distributions" vol. 1,
+ * sec. 10.1; ndtri, Wichura (1988), AS 241 (market_sample_simd.h). */
 static void ms_transform_isa(const double* z, int64_t nz, const double* u, int64_t nu,
                              const int64_t* cols, const int64_t* ocols, const int64_t* codes,
                              const double* params, int64_t k, double* x, int64_t n) {

@@ -30,6 +30,12 @@ References
 ----------
 Wichura, M. J. (1988). Algorithm AS 241: The percentage points of the normal
 distribution. *Applied Statistics* 37(3), 477-484.
+Vose, D. (2008). *Risk Analysis: A Quantitative Guide*, 3rd ed. Wiley (triangular
+inverse CDF).
+Devroye, L. (1986). *Non-Uniform Random Variate Generation*. Springer, sec. II.2
+(inversion).
+Johnson, N. L., Kotz, S. and Balakrishnan, N. (1994). *Continuous Univariate
+Distributions*, vol. 1, 2nd ed. Wiley, sec. 10.1 (truncated normal).
 """
 from __future__ import annotations
 
