@@ -119,27 +119,27 @@ def test_nearest_correlation_keeps_psd_input():
 def test_compiled_transforms_match_distributions():
     """Every code of the one-pass compiled inverse transform equals the distribution's own
     transform: from a normal score (codes 1-4) and from a uniform variate (codes 5, 6)."""
-    from engine.market import model as M
+    from engine.market.kernels import sample_kernel as S
     from engine.market.distributions import Fixed, LogNormal, Normal, Triangular, Uniform
     rng = np.random.default_rng(0)
     z = rng.standard_normal((5000, 4))
     u = rng.random((5000, 2))
     cases = [  # (code, params, stream column, distribution, from normal score?)
-        (M._FAST_NORMAL, (2.0, 0.5, 0.0), 0, Normal(mean=2.0, sd=0.5), True),
-        (M._FAST_LOGNORMAL, (0.3, 0.7, 0.0), 1, LogNormal(mu=0.3, sigma=0.7), True),
-        (M._FAST_UNIFORM, (1.0, 4.0, 0.0), 2, Uniform(lo=1.0, hi=4.0), True),
-        (M._FAST_TRIANGULAR, (0.0, 1.0, 5.0), 3, Triangular(lo=0.0, mode=1.0, hi=5.0), True),
-        (M._FAST_U_UNIFORM, (1.0, 4.0, 0.0), 0, Uniform(lo=1.0, hi=4.0), False),
-        (M._FAST_U_TRIANGULAR, (0.0, 1.0, 5.0), 1, Triangular(lo=0.0, mode=1.0, hi=5.0), False),
-        (M._FAST_FIXED, (7.5, 0.0, 0.0), 0, Fixed(value=7.5), False),
+        (S._FAST_NORMAL, (2.0, 0.5, 0.0), 0, Normal(mean=2.0, sd=0.5), True),
+        (S._FAST_LOGNORMAL, (0.3, 0.7, 0.0), 1, LogNormal(mu=0.3, sigma=0.7), True),
+        (S._FAST_UNIFORM, (1.0, 4.0, 0.0), 2, Uniform(lo=1.0, hi=4.0), True),
+        (S._FAST_TRIANGULAR, (0.0, 1.0, 5.0), 3, Triangular(lo=0.0, mode=1.0, hi=5.0), True),
+        (S._FAST_U_UNIFORM, (1.0, 4.0, 0.0), 0, Uniform(lo=1.0, hi=4.0), False),
+        (S._FAST_U_TRIANGULAR, (0.0, 1.0, 5.0), 1, Triangular(lo=0.0, mode=1.0, hi=5.0), False),
+        (S._FAST_FIXED, (7.5, 0.0, 0.0), 0, Fixed(value=7.5), False),
     ]
     out = np.empty((5000, len(cases)))
-    M._fast_from_scores(z, u, np.array([c[2] for c in cases], np.int64), out,
+    S._fast_from_scores(z, u, np.array([c[2] for c in cases], np.int64), out,
                         np.arange(len(cases), dtype=np.int64),
                         np.array([c[0] for c in cases], np.int64),
                         np.array([c[1] for c in cases], np.float64))
     for k, (code, _, col, d, normal) in enumerate(cases):
-        if code == M._FAST_FIXED:
+        if code == S._FAST_FIXED:
             assert np.all(out[:, k] == 7.5)
         elif normal:
             np.testing.assert_allclose(out[:, k], d.from_normal(z[:, col]), rtol=1e-13, atol=1e-300)

@@ -1,6 +1,6 @@
-"""The compiled inverse normal CDF (``model._ndtri``, Wichura 1988 AS 241) against
+"""The compiled inverse normal CDF (``sample_kernel._ndtri``, Wichura 1988 AS 241) against
 scipy.special.ndtri, and the compiled truncated normal / lognormal transforms (codes 7
-and 8 of ``model._fast_from_scores``) against ``Truncated.from_normal``, the readable
+and 8 of ``sample_kernel._fast_from_scores``) against ``Truncated.from_normal``, the readable
 reference."""
 
 import statistics
@@ -11,6 +11,7 @@ from scipy import special
 
 from engine.market import distributions as D
 from engine.market import model as M
+from engine.market.kernels import sample_kernel as S
 
 #: AS 241 and scipy's ndtri (Cephes) each err by a few ulp; over 10^6 points spread
 #: over (0, 1), the two differ by at most 1.05e-15 relatively (about 5 ulp).
@@ -18,7 +19,7 @@ NDTRI_RTOL = 2e-15
 
 
 def _ndtri(p):
-    return np.array([M._ndtri(float(v)) for v in np.atleast_1d(p)])
+    return np.array([S._ndtri(float(v)) for v in np.atleast_1d(p)])
 
 
 def _probabilities():
@@ -61,11 +62,11 @@ def test_ndtri_is_cpythons_as241():
 
 
 def test_ndtri_edges_and_symmetry():
-    assert M._ndtri(0.0) == -np.inf
-    assert M._ndtri(1.0) == np.inf
-    assert M._ndtri(0.5) == 0.0
+    assert S._ndtri(0.0) == -np.inf
+    assert S._ndtri(1.0) == np.inf
+    assert S._ndtri(0.5) == 0.0
     for bad in (-1e-300, -0.5, 1.0 + 1e-15, 2.0, np.inf, -np.inf, np.nan):
-        assert np.isnan(M._ndtri(bad)), bad
+        assert np.isnan(S._ndtri(bad)), bad
     assert np.isnan(special.ndtri(np.array([-0.5, 2.0, np.nan]))).all()  # the same convention
     # exact symmetry where 1 - p is exact
     p = np.random.default_rng(1).uniform(0.5, 1.0, 5000)
@@ -73,13 +74,13 @@ def test_ndtri_edges_and_symmetry():
 
 
 TRUNCATED = [  # (code, distribution)
-    (M._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(5.0, 40.0, name="ln"), 1.0, 1.0e4)),  # default scenario
-    (M._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0, name="ln"), 4.0, 20.0)),
-    (M._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0, name="ln"), 0.0, 20.0)),    # Phi(a) = 0
-    (M._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0, name="ln"), 10.0, np.inf)),
-    (M._FAST_TRUNC_NORMAL, D.truncated(D.normal(0.0, 1.0, name="n"), -0.5, 2.0)),
-    (M._FAST_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0, name="n"), -np.inf, 1.0)),
-    (M._FAST_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0, name="n"), 2.5, np.inf)),
+    (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(5.0, 40.0, name="ln"), 1.0, 1.0e4)),  # default scenario
+    (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0, name="ln"), 4.0, 20.0)),
+    (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0, name="ln"), 0.0, 20.0)),    # Phi(a) = 0
+    (S._FAST_TRUNC_LOGNORMAL, D.truncated(D.lognormal_ci(3.0, 30.0, name="ln"), 10.0, np.inf)),
+    (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(0.0, 1.0, name="n"), -0.5, 2.0)),
+    (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0, name="n"), -np.inf, 1.0)),
+    (S._FAST_TRUNC_NORMAL, D.truncated(D.normal(3.0, 2.0, name="n"), 2.5, np.inf)),
 ]
 
 
@@ -98,7 +99,7 @@ def _truncated(z, cases):
         codes.append(code)
     k = len(cases)
     out = np.empty((z.shape[0], k))
-    M._fast_from_scores(np.ascontiguousarray(z), np.zeros((z.shape[0], 1)), np.arange(k, dtype=np.int64), out,
+    S._fast_from_scores(np.ascontiguousarray(z), np.zeros((z.shape[0], 1)), np.arange(k, dtype=np.int64), out,
                         np.arange(k, dtype=np.int64), np.array(codes, np.int64), M._params_array(rows))
     return out
 
@@ -137,11 +138,11 @@ def test_truncated_matches_reference_property(lo, ratio, a, width, lognormal):
     if lognormal:
         base = D.lognormal_ci(lo, lo * ratio, name="x")
         t_lo, t_hi = np.exp(base.mu + base.sigma * np.array([a, a + width]))
-        code = M._FAST_TRUNC_LOGNORMAL
+        code = S._FAST_TRUNC_LOGNORMAL
     else:
         base = D.normal(lo, lo * ratio * 0.1, name="x")
         t_lo, t_hi = base.mean + base.sd * np.array([a, a + width])
-        code = M._FAST_TRUNC_NORMAL
+        code = S._FAST_TRUNC_NORMAL
     d = D.truncated(base, float(t_lo), float(t_hi))
     z = np.random.default_rng(3).standard_normal((2000, 1))
     got = _truncated(z, [(code, d)])[:, 0]
@@ -156,4 +157,4 @@ def test_default_model_samples_truncated_inputs_compiled():
     m = load_scenario("default").build()
     assert m._slow_streams == []
     codes = m._streams[2]
-    assert np.count_nonzero(codes == M._FAST_U_TRUNC_LOGNORMAL) == 2
+    assert np.count_nonzero(codes == S._FAST_U_TRUNC_LOGNORMAL) == 2

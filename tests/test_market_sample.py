@@ -456,7 +456,7 @@ def test_stream_code_table_is_declared_once():
     names, u_codes, n_params = _market.sample_codes()
     assert names == C.CODES
     assert u_codes == C.U_CODES == (5, 6, 9, 10)
-    assert n_params == C.N_PARAMS == M._N_PARAMS
+    assert n_params == C.N_PARAMS == S._N_PARAMS
     assert C.U_CODE_MASK == sum(1 << c for c in u_codes)
     for name, code in C.CODES.items():
         assert getattr(S, f"_FAST_{name}") == getattr(M, f"_FAST_{name}", code) == code

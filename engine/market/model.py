@@ -24,12 +24,10 @@ import numpy as np
 from .correlation import CorrelationSpec
 from .distributions import Distribution, Domain, LogNormal, Normal, Triangular, Truncated, Uniform
 from .kernels import layout as L
-from .kernels.sample_kernel import _ndtri, _ndtri_central_q, _ndtri_tail  # noqa: F401 (re-exported)
-from .kernels.sample_kernel import scores_from_uniforms_numba, transform_numba
-from .kernels.sample_kernel import (  # noqa: F401 (the stream codes, re-exported)
+from .kernels.sample_kernel import (
     _FAST_FIXED, _FAST_LOGNORMAL, _FAST_NORMAL, _FAST_TRIANGULAR, _FAST_TRUNC_LOGNORMAL, _FAST_TRUNC_NORMAL,
     _FAST_U_TRIANGULAR, _FAST_U_TRUNC_LOGNORMAL, _FAST_U_TRUNC_NORMAL, _FAST_U_UNIFORM, _FAST_UNIFORM, _N_PARAMS,
-    _correlate_columns, _fast_from_scores, correlate_numba)
+    correlate_numba, scores_from_uniforms_numba, transform_numba)
 
 __all__ = ["InputSpec", "INPUTS", "OUTPUTS", "MarketModel", "Event", "parse_event"]
 
