@@ -47,6 +47,8 @@
 #include <string.h>
 
 enum { MK_N_IN = 45, MK_N_OUT = 18, MK_N_YP = 6, MK_MAX_W = 8 };
+/* years per chunk of the two-pass year loop (mk_eval) */
+enum { MK_TCH = 16 };
 /* streaming histogram layout (engine/market/kernels/layout.py) */
 enum {
     MK_HIST_MANTISSA_BITS = 7, MK_HIST_SHIFT = 52 - MK_HIST_MANTISSA_BITS,

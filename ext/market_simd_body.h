@@ -37,6 +37,15 @@
 #define mk_log_array_isa MK_F(mk_log_array_isa)
 #define mk_pow_array_isa MK_F(mk_pow_array_isa)
 #define mk_eval MK_F(mk_eval)
+#define mk_ctx MK_F(mk_ctx)
+#define mk_chunk MK_F(mk_chunk)
+#define mk_fleet MK_F(mk_fleet)
+#define mk_setup MK_F(mk_setup)
+#define mk_pass1 MK_F(mk_pass1)
+#define mk_pass2 MK_F(mk_pass2)
+#define MK_S_YEAR MK_F(MK_S_YEAR)
+#define MK_S_DAY MK_F(MK_S_DAY)
+#define MK_J_KWH MK_F(MK_J_KWH)
 #define mk_block_isa MK_F(mk_block_isa)
 #define mk_exp_array_isa MK_F(mk_exp_array_isa)
 #define mk_rsqrt_array_isa MK_F(mk_rsqrt_array_isa)
@@ -225,176 +234,231 @@ MK_INLINE void mk_load_inputs(const double* const* rp, mk_vd* col) {
     }
 }
 
-/* Every output of MK_W draws (rows rp) for all T years; output k of year t of
- * lane l goes to o[(k T + t) stride + l]. The operations and their order are
- * those of _draw in numba_kernel.py and of reference.py. */
-MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double* o,
-                       int64_t stride) {
-    const double S_YEAR = 31557600.0, S_DAY = 86400.0, J_KWH = 3.6e6;
-    const int64_t ts = (int64_t)T * stride;     /* from output k to k + 1 */
+/* The state of MK_W draws through the years (mk_eval): inputs and set-up values the
+ * years read, and the recurrences of the first pass. */
+typedef struct {
+    mk_vd D0, gdec, P0, pdec, eps, rs_max, rm, as_max, ac, eff, util, hw, p2a, othg, runsg;
+    mk_vd cdec, tutil, pfac, gprior, pue, sdec, mk, keep, inv_ceiling, er_step, ea_step;
+    mk_vd inv_mix0, inv_life_s, inv_s_tutil, energy_cost, tps_per_day, r0, r1, r2, r3;
+    mk_vd er, ea, w0, w1, w2, w3, lam, B, Lam, gstep, swf, hwf, sstep, oth, train, cstep;
+} mk_ctx;
+/* the first pass's values of a chunk of years that the second pass reads */
+typedef struct {
+    mk_vd tok[MK_TCH], cinf[MK_TCH], ctr[MK_TCH], invf[MK_TCH], cp[MK_TCH];
+    mk_vd price[MK_TCH], w0[MK_TCH], w1[MK_TCH], w2[MK_TCH], w3[MK_TCH];
+} mk_chunk;
+/* the installed fleet (second pass) */
+typedef struct { mk_vd cap_inf, cap_tr, chips, power_w; } mk_fleet;
+
+static const double MK_S_YEAR = 31557600.0, MK_S_DAY = 86400.0, MK_J_KWH = 3.6e6;
+
+/* inputs of the MK_W rows rp and the values before the first year */
+MK_INLINE void mk_setup(mk_ctx* s, mk_fleet* f, const double* const* rp, const double* yp, int T) {
     mk_vd in[MK_N_IN];
     mk_load_inputs(rp, in);
-    mk_vd D0 = in[0], g1 = in[1], gdec = in[2], P0 = in[3];
-    mk_vd p1 = in[4], pdec = in[5], eps = in[6];
-    mk_vd rs_max = in[7], rs_mid = in[8], rs_k = in[9], rm = in[10];
-    mk_vd as_max = in[11], as_mid = in[12], as_k = in[13], ac = in[14];
-    mk_vd eff = in[15], util = in[16], sw = in[17], hw = in[18];
-    mk_vd p2a = in[19], oth0 = in[20], othg = in[21];
-    mk_vd runs0 = in[22], runsg = in[23], cpr0 = in[24], cprg = in[25];
-    mk_vd cdec = in[26], ptm = in[27], tutil = in[28], pfac = in[29];
-    mk_vd life = in[30], gprior = in[31], pue = in[32], elec = in[33];
-    mk_vd ceiling = in[42], sdec = in[43], mk = in[44];
-    mk_vd keep = 1.0 - 1.0 / life;
-    mk_vd inv_ceiling = 1.0 / ceiling;
+    mk_vd g1 = in[1], p1 = in[4], rs_mid = in[8], rs_k = in[9], as_mid = in[12], as_k = in[13];
+    mk_vd sw = in[17], oth0 = in[20], runs0 = in[22], cpr0 = in[24], cprg = in[25], ptm = in[27];
+    mk_vd life = in[30], elec = in[33], ceiling = in[42];
+    s->D0 = in[0], s->gdec = in[2], s->P0 = in[3], s->pdec = in[5], s->eps = in[6];
+    s->rs_max = in[7], s->rm = in[10], s->as_max = in[11], s->ac = in[14];
+    s->eff = in[15], s->util = in[16], s->hw = in[18], s->p2a = in[19], s->othg = in[21];
+    s->runsg = in[23], s->cdec = in[26], s->tutil = in[28], s->pfac = in[29];
+    s->gprior = in[31], s->pue = in[32], s->sdec = in[43], s->mk = in[44];
+    s->keep = 1.0 - 1.0 / life;
+    s->inv_ceiling = 1.0 / ceiling;
     double y0 = yp[0];
     mk_vd er = mk_exp(-rs_k * (y0 - rs_mid));
-    mk_vd er_step = mk_exp(-rs_k);
+    s->er_step = mk_exp(-rs_k);
     mk_vd ea = mk_exp(-as_k * (y0 - as_mid));
-    mk_vd ea_step = mk_exp(-as_k);
-    mk_vd mix0 = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0));
-    mk_vd inv_mix0 = 1.0 / mix0;
-    mk_vd inv_life_s = 1.0 / (life * S_YEAR);
-    mk_vd inv_s_tutil = 1.0 / (S_YEAR * tutil);
-    mk_vd energy_cost = pue * elec * (1.0 / J_KWH);
-    mk_vd tps_per_day = p2a * (1.0 / S_DAY);
+    s->ea_step = mk_exp(-as_k);
+    mk_vd mix0 = (1.0 + s->rs_max / (1.0 + er) * (s->rm - 1.0)) * (1.0 + s->as_max / (1.0 + ea) * (s->ac - 1.0));
+    s->er = er, s->ea = ea;
+    s->inv_mix0 = 1.0 / mix0;
+    s->inv_life_s = 1.0 / (life * MK_S_YEAR);
+    s->inv_s_tutil = 1.0 / (MK_S_YEAR * s->tutil);
+    s->energy_cost = s->pue * elec * (1.0 / MK_J_KWH);
+    s->tps_per_day = s->p2a * (1.0 / MK_S_DAY);
     double inv_tpr = T > 1 ? 1.0 / (T - 1) : 0.0;
-    mk_vd w0 = in[34], w1 = in[36], w2 = in[38], w3 = in[40];
-    mk_vd r0 = mk_pow_pos(in[35] / w0, inv_tpr);
-    mk_vd r1 = mk_pow_pos(in[37] / w1, inv_tpr);
-    mk_vd r2 = mk_pow_pos(in[39] / w2, inv_tpr);
-    mk_vd r3 = mk_pow_pos(in[41] / w3, inv_tpr);
-    mk_vd lam = mk_log(p1);
-    mk_vd B = mk_b(1.0), Lam = mk_b(0.0);
-    mk_vd gstep = g1 - 1.0;
-    mk_vd swf = mk_b(1.0), hwf = mk_b(1.0);
-    mk_vd sstep = sw - 1.0;
-    mk_vd oth = oth0 * yp[2];
-    mk_vd train = runs0 * cpr0 * ptm;
-    mk_vd cstep = cprg - 1.0;
-    mk_vd cap_inf = mk_b(0.0), cap_tr = mk_b(0.0), chips = mk_b(0.0), power_w = mk_b(0.0);
+    s->w0 = in[34], s->w1 = in[36], s->w2 = in[38], s->w3 = in[40];
+    s->r0 = mk_pow_pos(in[35] / s->w0, inv_tpr);
+    s->r1 = mk_pow_pos(in[37] / s->w1, inv_tpr);
+    s->r2 = mk_pow_pos(in[39] / s->w2, inv_tpr);
+    s->r3 = mk_pow_pos(in[41] / s->w3, inv_tpr);
+    s->lam = mk_log(p1);
+    s->B = mk_b(1.0), s->Lam = mk_b(0.0);
+    s->gstep = g1 - 1.0;
+    s->swf = mk_b(1.0), s->hwf = mk_b(1.0);
+    s->sstep = sw - 1.0;
+    s->oth = oth0 * yp[2];
+    s->train = runs0 * cpr0 * ptm;
+    s->cstep = cprg - 1.0;
+    f->cap_inf = f->cap_tr = f->chips = f->power_w = mk_b(0.0);
+}
+
+/* First pass over years t0 .. t1-1 (one chunk): what does not depend on the installed
+ * fleet (demand, price, cost, needs: independent across years but for cheap products,
+ * so the exponentials of several years overlap) into ch, price and cost into o. */
+MK_INLINE void mk_pass1(mk_ctx* s, mk_chunk* ch, const double* yp, int t0, int t1, double* o,
+                        int64_t stride, int64_t ts) {
+    mk_vd B = s->B, Lam = s->Lam, lam = s->lam, gstep = s->gstep, er = s->er, ea = s->ea;
+    mk_vd swf = s->swf, hwf = s->hwf, sstep = s->sstep, oth = s->oth, train = s->train;
+    mk_vd cstep = s->cstep, w0 = s->w0, w1 = s->w1, w2 = s->w2, w3 = s->w3;
+    for (int t = t0; t < t1; t++) {
+        const double* row = yp + t * MK_N_YP;
+        int c = t - t0;
+        if (t > 0) {
+            B = B * (1.0 + gstep);
+            gstep = gstep * s->gdec;
+            Lam = Lam + lam;
+            lam = lam * s->pdec;
+            er = er * s->er_step;
+            ea = ea * s->ea_step;
+            swf = swf * (1.0 + sstep);
+            sstep = sstep * s->sdec;
+            oth = oth * s->othg;
+            train = train * s->runsg * (1.0 + cstep);
+            cstep = cstep * s->cdec;
+            w0 = w0 * s->r0;
+            w1 = w1 * s->r1;
+            w2 = w2 * s->r2;
+            w3 = w3 * s->r3;
+            if (row[5] > yp[(t - 1) * MK_N_YP + 5]) hwf = hwf * s->hw;   /* same for every lane */
+        }
+        mk_vd mix = (1.0 + s->rs_max / (1.0 + er) * (s->rm - 1.0)) * (1.0 + s->as_max / (1.0 + ea) * (s->ac - 1.0));
+        mk_vd theta = row[1] * hwf * s->eff * s->util * swf;
+        mk_vd inv_theta = 1.0 / theta;
+        mk_vd flops = row[2] * hwf;
+        mk_vd inv_flops = 1.0 / flops;
+        mk_vd chip_price = row[3] * s->pfac;
+        double watts = row[4];
+        mk_vd cost_s = chip_price * s->inv_life_s + watts * s->energy_cost;
+        mk_vd cost_mtok = cost_s * s->p2a * inv_theta * 1e6;
+        mk_vd price = s->P0 * mk_exp(-Lam);
+        mk_vd cap_price = s->mk * cost_mtok;
+        price = mk_min(cap_price, price);
+        mk_vd tokens_day = s->D0 * B * mk_exp(s->eps * Lam) * (mix * s->inv_mix0);
+        mk_vd chips_llm = tokens_day * s->tps_per_day * inv_theta;
+        ch->cinf[c] = chips_llm * flops + oth;
+        ch->ctr[c] = train * s->inv_s_tutil;
+        ch->tok[c] = tokens_day;
+        ch->invf[c] = inv_flops;
+        ch->cp[c] = chip_price;
+        ch->price[c] = price;
+        ch->w0[c] = w0;
+        ch->w1[c] = w1;
+        ch->w2[c] = w2;
+        ch->w3[c] = w3;
+        mk_st(o + (int64_t)t * stride + ts, price);
+        mk_st(o + (int64_t)t * stride + 2 * ts, cost_mtok);
+    }
+    s->B = B, s->Lam = Lam, s->lam = lam, s->gstep = gstep, s->er = er, s->ea = ea;
+    s->swf = swf, s->hwf = hwf, s->sstep = sstep, s->oth = oth, s->train = train;
+    s->cstep = cstep, s->w0 = w0, s->w1 = w1, s->w2 = w2, s->w3 = w3;
+}
+
+/* Second pass, year t (chunk slot c): the fleet recursion and the outputs that depend
+ * on it. Its chain from one year's fleet to the next (the 1/sqrt Newton steps among
+ * it) is what bounds the year loop, so mk_eval runs two vectors' recursions side by
+ * side. */
+MK_INLINE void mk_pass2(const mk_ctx* s, const mk_chunk* ch, mk_fleet* fl, const double* yp, int t,
+                        int c, double* o, int64_t stride, int64_t ts) {
     const mk_vd zero = mk_b(0.0);
-    /* Years in chunks of MK_TCH, each in two passes: the first evaluates what does
-     * not depend on the installed fleet (demand, price, cost, needs: independent
-     * across years but for cheap products, so the exponentials of several years
-     * overlap), the second the fleet recursion and the outputs that depend on it.
-     * Every value is the same expression as in the one-pass scalar twins. */
-    enum { MK_TCH = 16 };
-    mk_vd s_tok[MK_TCH], s_cinf[MK_TCH], s_ctr[MK_TCH], s_invf[MK_TCH], s_cp[MK_TCH];
-    mk_vd s_price[MK_TCH], s_w0[MK_TCH], s_w1[MK_TCH], s_w2[MK_TCH], s_w3[MK_TCH];
+    double watts = yp[t * MK_N_YP + 4];
+    mk_vd keep = s->keep;
+    mk_vd c_inf = ch->cinf[c], c_tr = ch->ctr[c], inv_flops = ch->invf[c], chip_price = ch->cp[c];
+    mk_vd cap_inf = fl->cap_inf, cap_tr = fl->cap_tr, chips = fl->chips, power_w = fl->power_w;
+    if (t == 0) {
+        cap_inf = c_inf / s->gprior;
+        cap_tr = c_tr / s->gprior;
+        chips = (cap_inf + cap_tr) * inv_flops;
+        power_w = chips * watts;
+    }
+    mk_vd ret_inf = cap_inf * keep;
+    mk_vd ret_tr = cap_tr * keep;
+    mk_vd d_inf = c_inf - ret_inf, d_tr = c_tr - ret_tr;
+    mk_vd want_inf = mk_max(d_inf, zero);      /* NaN gives 0 */
+    mk_vd want_tr = mk_max(d_tr, zero);
+    mk_vd xr = (want_inf + want_tr) * inv_flops * chip_price * s->inv_ceiling;
+    mk_vd f = mk_rsqrt(1.0 + xr * xr);
+    mk_vd new_inf = want_inf * f;
+    mk_vd new_tr = want_tr * f;
+    cap_inf = ret_inf + new_inf;
+    cap_tr = ret_tr + new_tr;
+    mk_vd use_inf = mk_min(c_inf, cap_inf);
+    mk_vd use_tr = mk_min(c_tr, cap_tr);
+    mk_vd bought_inf = new_inf * inv_flops;
+    mk_vd bought_tr = new_tr * inv_flops;
+    mk_vd shipped = bought_inf + bought_tr;
+    mk_vd spend_inf = bought_inf * chip_price;
+    mk_vd spend_tr = bought_tr * chip_price;
+    mk_vd spend = spend_inf + spend_tr;
+    chips = chips * keep + shipped;
+    power_w = power_w * keep + shipped * watts;
+    fl->cap_inf = cap_inf, fl->cap_tr = cap_tr, fl->chips = chips, fl->power_w = power_w;
+    mk_vd served = ch->tok[c] * (use_inf / c_inf);
+    mk_vd spend_per_w = spend / (ch->w0[c] + ch->w1[c] + ch->w2[c] + ch->w3[c]);
+    /* each output stored where it is computed: an array v[MK_N_OUT] stored in a
+     * loop was kept on the stack and copied (a third of the kernel's instructions) */
+    double* ot = o + (int64_t)t * stride;
+    mk_st(ot, served);
+    mk_st(ot + 3 * ts, served * 365.25 * ch->price[c] * 1e-6);
+    mk_st(ot + 4 * ts, use_inf);
+    mk_st(ot + 5 * ts, use_tr * (MK_S_YEAR * s->tutil));
+    mk_st(ot + 6 * ts, use_inf / (use_inf + use_tr));
+    mk_st(ot + 7 * ts, chips);
+    mk_st(ot + 8 * ts, shipped);
+    mk_st(ot + 9 * ts, power_w * s->pue * 1e-9);
+    mk_st(ot + 10 * ts, spend_inf);
+    mk_st(ot + 11 * ts, spend_tr);
+    mk_st(ot + 12 * ts, spend);
+    mk_st(ot + 13 * ts, spend_inf / spend);
+    mk_st(ot + 14 * ts, ch->w0[c] * spend_per_w);
+    mk_st(ot + 15 * ts, ch->w1[c] * spend_per_w);
+    mk_st(ot + 16 * ts, ch->w2[c] * spend_per_w);
+    mk_st(ot + 17 * ts, ch->w3[c] * spend_per_w);
+}
+
+/* Every output of nv (1 or 2, a constant after inlining) vectors of MK_W draws (rows
+ * rp[v MK_W .. v MK_W + MK_W-1], vector v) for all T years; output k of year t of lane
+ * l of vector v goes to o[(k T + t) stride + v MK_W + l]. The operations and their
+ * order are those of _draw in numba_kernel.py and of reference.py. Years in chunks of
+ * MK_TCH, each in two passes (mk_pass1, mk_pass2), the second with the vectors' fleet
+ * recursions interleaved (independent draws: the same values as one vector at a
+ * time). Every value is the same expression as in the one-pass scalar twins. */
+MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double* o,
+                       int64_t stride, const int nv) {
+    const int64_t ts = (int64_t)T * stride;     /* from output k to k + 1 */
+    mk_ctx s0, s1;
+    mk_chunk c0, c1;
+    mk_fleet f0, f1;
+    mk_setup(&s0, &f0, rp, yp, T);
+    if (nv == 2) mk_setup(&s1, &f1, rp + MK_W, yp, T);
     for (int t0 = 0; t0 < T; t0 += MK_TCH) {
         int t1 = T - t0 < MK_TCH ? T : t0 + MK_TCH;
+        mk_pass1(&s0, &c0, yp, t0, t1, o, stride, ts);
+        if (nv == 2) mk_pass1(&s1, &c1, yp, t0, t1, o + MK_W, stride, ts);
         for (int t = t0; t < t1; t++) {
-            const double* row = yp + t * MK_N_YP;
-            int c = t - t0;
-            if (t > 0) {
-                B = B * (1.0 + gstep);
-                gstep = gstep * gdec;
-                Lam = Lam + lam;
-                lam = lam * pdec;
-                er = er * er_step;
-                ea = ea * ea_step;
-                swf = swf * (1.0 + sstep);
-                sstep = sstep * sdec;
-                oth = oth * othg;
-                train = train * runsg * (1.0 + cstep);
-                cstep = cstep * cdec;
-                w0 = w0 * r0;
-                w1 = w1 * r1;
-                w2 = w2 * r2;
-                w3 = w3 * r3;
-                if (row[5] > yp[(t - 1) * MK_N_YP + 5]) hwf = hwf * hw;   /* same for every lane */
-            }
-            mk_vd mix = (1.0 + rs_max / (1.0 + er) * (rm - 1.0)) * (1.0 + as_max / (1.0 + ea) * (ac - 1.0));
-            mk_vd theta = row[1] * hwf * eff * util * swf;
-            mk_vd inv_theta = 1.0 / theta;
-            mk_vd flops = row[2] * hwf;
-            mk_vd inv_flops = 1.0 / flops;
-            mk_vd chip_price = row[3] * pfac;
-            double watts = row[4];
-            mk_vd cost_s = chip_price * inv_life_s + watts * energy_cost;
-            mk_vd cost_mtok = cost_s * p2a * inv_theta * 1e6;
-            mk_vd price = P0 * mk_exp(-Lam);
-            mk_vd cap_price = mk * cost_mtok;
-            price = mk_min(cap_price, price);
-            mk_vd tokens_day = D0 * B * mk_exp(eps * Lam) * (mix * inv_mix0);
-            mk_vd chips_llm = tokens_day * tps_per_day * inv_theta;
-            s_cinf[c] = chips_llm * flops + oth;
-            s_ctr[c] = train * inv_s_tutil;
-            s_tok[c] = tokens_day;
-            s_invf[c] = inv_flops;
-            s_cp[c] = chip_price;
-            s_price[c] = price;
-            s_w0[c] = w0;
-            s_w1[c] = w1;
-            s_w2[c] = w2;
-            s_w3[c] = w3;
-            mk_st(o + (int64_t)t * stride + ts, price);
-            mk_st(o + (int64_t)t * stride + 2 * ts, cost_mtok);
-        }
-        for (int t = t0; t < t1; t++) {
-            int c = t - t0;
-            double watts = yp[t * MK_N_YP + 4];
-            mk_vd c_inf = s_cinf[c], c_tr = s_ctr[c], inv_flops = s_invf[c], chip_price = s_cp[c];
-            if (t == 0) {
-                cap_inf = c_inf / gprior;
-                cap_tr = c_tr / gprior;
-                chips = (cap_inf + cap_tr) * inv_flops;
-                power_w = chips * watts;
-            }
-            mk_vd ret_inf = cap_inf * keep;
-            mk_vd ret_tr = cap_tr * keep;
-            mk_vd d_inf = c_inf - ret_inf, d_tr = c_tr - ret_tr;
-            mk_vd want_inf = mk_max(d_inf, zero);      /* NaN gives 0 */
-            mk_vd want_tr = mk_max(d_tr, zero);
-            mk_vd xr = (want_inf + want_tr) * inv_flops * chip_price * inv_ceiling;
-            mk_vd f = mk_rsqrt(1.0 + xr * xr);
-            mk_vd new_inf = want_inf * f;
-            mk_vd new_tr = want_tr * f;
-            cap_inf = ret_inf + new_inf;
-            cap_tr = ret_tr + new_tr;
-            mk_vd use_inf = mk_min(c_inf, cap_inf);
-            mk_vd use_tr = mk_min(c_tr, cap_tr);
-            mk_vd bought_inf = new_inf * inv_flops;
-            mk_vd bought_tr = new_tr * inv_flops;
-            mk_vd shipped = bought_inf + bought_tr;
-            mk_vd spend_inf = bought_inf * chip_price;
-            mk_vd spend_tr = bought_tr * chip_price;
-            mk_vd spend = spend_inf + spend_tr;
-            chips = chips * keep + shipped;
-            power_w = power_w * keep + shipped * watts;
-            mk_vd served = s_tok[c] * (use_inf / c_inf);
-            mk_vd spend_per_w = spend / (s_w0[c] + s_w1[c] + s_w2[c] + s_w3[c]);
-            /* each output stored where it is computed: an array v[MK_N_OUT] stored in a
-             * loop was kept on the stack and copied (a third of the kernel's instructions) */
-            double* ot = o + (int64_t)t * stride;
-            mk_st(ot, served);
-            mk_st(ot + 3 * ts, served * 365.25 * s_price[c] * 1e-6);
-            mk_st(ot + 4 * ts, use_inf);
-            mk_st(ot + 5 * ts, use_tr * (S_YEAR * tutil));
-            mk_st(ot + 6 * ts, use_inf / (use_inf + use_tr));
-            mk_st(ot + 7 * ts, chips);
-            mk_st(ot + 8 * ts, shipped);
-            mk_st(ot + 9 * ts, power_w * pue * 1e-9);
-            mk_st(ot + 10 * ts, spend_inf);
-            mk_st(ot + 11 * ts, spend_tr);
-            mk_st(ot + 12 * ts, spend);
-            mk_st(ot + 13 * ts, spend_inf / spend);
-            mk_st(ot + 14 * ts, s_w0[c] * spend_per_w);
-            mk_st(ot + 15 * ts, s_w1[c] * spend_per_w);
-            mk_st(ot + 16 * ts, s_w2[c] * spend_per_w);
-            mk_st(ot + 17 * ts, s_w3[c] * spend_per_w);
+            mk_pass2(&s0, &c0, &f0, yp, t, t - t0, o, stride, ts);
+            if (nv == 2) mk_pass2(&s1, &c1, &f1, yp, t, t - t0, o + MK_W, stride, ts);
         }
     }
 }
 
-/* Draws 0 .. n-1 of x into o[(k T + t) stride + i]; the last vector's padding
- * lanes repeat draw n-1 and are written up to n rounded up to MK_W <= stride. */
+/* Draws 0 .. n-1 of x into o[(k T + t) stride + i], two vectors (2 MK_W draws) per
+ * mk_eval while whole pairs fit below n rounded up to MK_W, then one; the last vector's
+ * padding lanes repeat draw n-1 and are written up to n rounded up to MK_W <= stride. */
 static void mk_block_isa(const double* x, int64_t n, const double* yp, int T, double* o,
                          int64_t stride) {
-    for (int64_t i = 0; i < n; i += MK_W) {
+    int64_t i = 0;
+    for (; i + MK_W < n; i += 2 * MK_W) {       /* the second vector has a draw */
+        const double* rp[2 * MK_W];
+        for (int l = 0; l < 2 * MK_W; l++) rp[l] = x + (i + l < n ? i + l : n - 1) * MK_N_IN;
+        mk_eval(rp, yp, T, o + i, stride, 2);
+    }
+    for (; i < n; i += MK_W) {
         const double* rp[MK_W];
         for (int l = 0; l < MK_W; l++) rp[l] = x + (i + l < n ? i + l : n - 1) * MK_N_IN;
-        mk_eval(rp, yp, T, o + i, stride);
+        mk_eval(rp, yp, T, o + i, stride, 1);
     }
 }
 
@@ -530,6 +594,15 @@ MK_ARRAY_FN(mk_pow_array_isa, mk_pow_pos(v, p))
 #undef mk_log_array_isa
 #undef mk_pow_array_isa
 #undef mk_eval
+#undef mk_ctx
+#undef mk_chunk
+#undef mk_fleet
+#undef mk_setup
+#undef mk_pass1
+#undef mk_pass2
+#undef MK_S_YEAR
+#undef MK_S_DAY
+#undef MK_J_KWH
 #undef mk_block_isa
 #undef mk_exp_array_isa
 #undef mk_rsqrt_array_isa
