@@ -16,6 +16,8 @@
 #define mk_sel MK_F(mk_sel)
 #define mk_log MK_F(mk_log)
 #define ms_any MK_F(ms_any)
+#define ms_bytes MK_F(ms_bytes)
+#define ms_lane_bits MK_F(ms_lane_bits)
 #define ms_sqrt MK_F(ms_sqrt)
 #define ms_h8 MK_F(ms_h8)
 #define ms_central MK_F(ms_central)
@@ -30,10 +32,29 @@
 #define ms_scores_isa MK_F(ms_scores_isa)
 #define ms_ndtri_isa MK_F(ms_ndtri_isa)
 
-MK_INLINE int ms_any(mk_vl m) {
-    int64_t a = 0;
-    for (int l = 0; l < MK_W; l++) a |= m[l];
-    return a != 0;
+/* The lanes of a mask (lanes 0 or -1) as MK_W bytes in an integer, byte l from lane l:
+ * one narrowing conversion (VPMOVQB on AVX-512) instead of extracting the lanes one by
+ * one, which is what GCC makes of a loop over m[l]. */
+MK_INLINE uint64_t ms_bytes(mk_vl m) {
+    typedef signed char ms_vc __attribute__((vector_size(MK_W)));
+    ms_vc c = __builtin_convertvector(m, ms_vc);
+    uint64_t b = 0;
+    memcpy(&b, &c, sizeof c);
+    return b;
+}
+/* some lane of the mask m is true */
+MK_INLINE int ms_any(mk_vl m) { return ms_bytes(m) != 0; }
+/* bit l set where lane l of the mask m is true: the low bit of each byte of ms_bytes
+ * moved to bit 56 + l by one multiplication (every partial product lands on its own
+ * bit, so none carries), then shifted down */
+MK_INLINE unsigned ms_lane_bits(mk_vl m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)(((ms_bytes(m) & 0x0101010101010101ULL) * 0x0102040810204080ULL) >> 56);
+#else                   /* byte l is not at bits 8l: lane by lane */
+    unsigned bits = 0;
+    for (int l = 0; l < MK_W; l++) bits |= (unsigned)(m[l] & 1) << l;
+    return bits;
+#endif
 }
 
 /* lane-wise correctly rounded sqrt: the vector square-root instruction of the copy's
@@ -113,9 +134,7 @@ MK_INLINE void ms_two_pass(const double* in, double* z, int64_t n, int from_unif
             mk_vl tail = ~((mk_vd)((mk_vl)q & 0x7FFFFFFFFFFFFFFFLL) <= 0.425);   /* NaN too */
             memcpy(qb + i, &q, sizeof q);      /* qb, rb have room for a whole last vector */
             memcpy(rb + i, &r, sizeof r);
-            unsigned bits = 0;
-            for (int l = 0; l < MK_W; l++) bits |= (unsigned)(tail[l] & 1) << l;
-            bits &= (1u << w) - 1u;
+            unsigned bits = ms_lane_bits(tail) & ((1u << w) - 1u);
             while (bits) {                     /* one iteration per tail lane */
                 idx[nt++] = i + __builtin_ctz(bits);
                 bits &= bits - 1u;
@@ -263,6 +282,8 @@ static void ms_correlate_isa(double* z, int64_t nz, const int64_t* cols, int64_t
 #undef mk_sel
 #undef mk_log
 #undef ms_any
+#undef ms_bytes
+#undef ms_lane_bits
 #undef ms_sqrt
 #undef ms_h8
 #undef ms_central
