@@ -113,7 +113,7 @@ MK_INLINE mk_vd ms_tail(mk_vd q, mk_vd r) {
  * in. Values are lane-wise, so they do not depend on the grouping. */
 MK_INLINE void ms_two_pass(const double* in, double* z, int64_t n, int from_uniform) {
     double qb[MS_BLOCK + MK_W], rb[MS_BLOCK + MK_W];
-    int32_t idx[MS_BLOCK];
+    int32_t idx[MS_BLOCK + MK_W];     /* the compaction writes up to MK_W - 1 past the last kept */
     for (int64_t i0 = 0; i0 < n; i0 += MS_BLOCK) {
         int m = (int)(n - i0 < MS_BLOCK ? n - i0 : MS_BLOCK);
         int nt = 0;
@@ -135,9 +135,9 @@ MK_INLINE void ms_two_pass(const double* in, double* z, int64_t n, int from_unif
             memcpy(qb + i, &q, sizeof q);      /* qb, rb have room for a whole last vector */
             memcpy(rb + i, &r, sizeof r);
             unsigned bits = ms_lane_bits(tail) & ((1u << w) - 1u);
-            while (bits) {                     /* one iteration per tail lane */
-                idx[nt++] = i + __builtin_ctz(bits);
-                bits &= bits - 1u;
+            for (int l = 0; l < MK_W; l++) {   /* branch-free compaction: every lane written, */
+                idx[nt] = i + l;               /* kept where it is a tail lane */
+                nt += (bits >> l) & 1u;
             }
             if (w == MK_W) memcpy(z + i0 + i, &y, sizeof y);
             else for (int l = 0; l < w; l++) z[i0 + i + l] = y[l];
