@@ -75,9 +75,10 @@ int main(int argc, char** argv) {
     uint16_t* hist = calloc((size_t)(ns * MK_HIST_BINS), sizeof(uint16_t));
     int64_t* span = malloc((size_t)ns * 2 * sizeof(int64_t));
     double* sums = calloc((size_t)ns, sizeof(double));
-    double* buf = malloc((size_t)(ns * SUB) * sizeof(double));
+    char* bufraw = malloc((size_t)(ns * SUB) * sizeof(double) + 64);   /* 64-byte aligned, as market_summaries' */
+    double* buf = (double*)(((uintptr_t)bufraw + 63) & ~(uintptr_t)63);
     int32_t* idx = malloc((size_t)(GROUP * SUB) * sizeof(int32_t));
-    if (!hist || !span || !sums || !buf || !idx) return 3;
+    if (!hist || !span || !sums || !bufraw || !idx) return 3;
     for (int64_t s = 0; s < ns; s++) span[2 * s] = MK_HIST_BINS, span[2 * s + 1] = -1;
     uint64_t best[5] = {~0ull, ~0ull, ~0ull, ~0ull, ~0ull};
     for (int r = 0; r <= reps; r++) {       /* round 0 warms caches and page mappings */

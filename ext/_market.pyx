@@ -25,7 +25,7 @@ import numpy as np
 cimport cython
 from cython.parallel cimport prange
 from libc.math cimport isfinite
-from libc.stdint cimport uint64_t, uint32_t, int64_t, int32_t, uint16_t
+from libc.stdint cimport uint64_t, uint32_t, int64_t, int32_t, uint16_t, uintptr_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
@@ -214,12 +214,15 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
     for e in range(ne):
         if ev_series[e] < 0 or ev_series[e] >= ns:
             raise ValueError(f"event series index {ev_series[e]} out of range")
-    cdef double* buf = <double*> malloc(ns * SUB * sizeof(double))
+    # the sub-batch buffer on a 64-byte boundary: every 8-double vector the kernel stores and
+    # mk_bins / mk_sums load is then one cache line (malloc's 16-byte alignment split each in two)
+    cdef char* bufraw = <char*> malloc(ns * SUB * sizeof(double) + 64)
+    cdef double* buf = <double*> ((<uintptr_t> bufraw + 63) & ~(<uintptr_t> 63))
     cdef int32_t* idx = <int32_t*> malloc(GROUP * SUB * sizeof(int32_t))
     cdef int64_t* nrare = <int64_t*> malloc(GROUP * sizeof(int64_t))
     cdef char* bad = <char*> malloc(SUB * sizeof(char))
-    if buf == NULL or bad == NULL or idx == NULL or nrare == NULL:
-        free(buf)
+    if bufraw == NULL or bad == NULL or idx == NULL or nrare == NULL:
+        free(bufraw)
         free(idx)
         free(nrare)
         free(bad)
@@ -318,7 +321,7 @@ def market_summaries(const double[:, ::1] x, const double[:, ::1] yp, count_t[:,
                         if buf[off + i] < thr:
                             c += 1
                 ev_count[e] += c
-    free(buf)
+    free(bufraw)
     free(idx)
     free(nrare)
     free(bad)
