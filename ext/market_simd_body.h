@@ -357,9 +357,10 @@ MK_INLINE void mk_pass1(mk_ctx* s, mk_chunk* ch, const double* yp, int t0, int t
 }
 
 /* Second pass, year t (chunk slot c): the fleet recursion and the outputs that depend
- * on it. Its chain from one year's fleet to the next (the 1/sqrt Newton steps among
- * it) is what bounds the year loop, so mk_eval runs two vectors' recursions side by
- * side. */
+ * on it. The chain from one year's fleet to the next is long (retirement, the budget
+ * ratio, the four dependent 1/sqrt Newton steps, the new capacity), so mk_eval runs two
+ * vectors' recursions side by side, one's chain overlapping the other's (measured faster
+ * than one vector at a time in the split harness, benchmarks/market_stage_split.c). */
 MK_INLINE void mk_pass2(const mk_ctx* s, const mk_chunk* ch, mk_fleet* fl, const double* yp, int t,
                         int c, double* o, int64_t stride, int64_t ts) {
     const mk_vd zero = mk_b(0.0);
@@ -445,8 +446,8 @@ MK_INLINE void mk_eval(const double* const* rp, const double* yp, int T, double*
 }
 
 /* Draws 0 .. n-1 of x into o[(k T + t) stride + i], two vectors (2 MK_W draws) per
- * mk_eval while whole pairs fit below n rounded up to MK_W, then one; the last vector's
- * padding lanes repeat draw n-1 and are written up to n rounded up to MK_W <= stride. */
+ * mk_eval while the second one has a draw, then one; the last vector's padding lanes
+ * repeat draw n-1 and are written up to n rounded up to MK_W <= stride. */
 static void mk_block_isa(const double* x, int64_t n, const double* yp, int T, double* o,
                          int64_t stride) {
     int64_t i = 0;
