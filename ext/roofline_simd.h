@@ -30,6 +30,9 @@
 #define INFERCAST_ROOFLINE_SIMD_H
 
 #include "simd_isa.h"
+#if INFERCAST_HAS_CLONES
+#include <immintrin.h>     /* the AVX-512 copy's select, min and max */
+#endif
 
 #include <math.h>
 #include <stdint.h>

@@ -30,6 +30,7 @@ def test_expm1_within_two_ulp_of_numpy():
         10.0 ** rng.uniform(-320, 3, 400_000),       # every scale, subnormal to -1000
         rng.uniform(0.0, 1.0, 200_000),              # |x| < 1: k in {-1, 0}
         rng.uniform(59.0, 61.0, 10_000),             # around the clamp at -60
+        rng.uniform(36.0, 60.0, 100_000),            # where the result rounds to -1
         [0.0, 5e-324, 1e-300, 0.5 * np.log(2), np.log(2), 37.5, 60.0, 1e300, np.inf],
     ])
     got, ref = _kernel_expm1(x), np.expm1(x)
@@ -38,6 +39,9 @@ def test_expm1_within_two_ulp_of_numpy():
     assert rel.max() <= 2 * ULP, (x[np.argmax(rel)], got[np.argmax(rel)], ref[np.argmax(rel)])
     np.testing.assert_array_equal(got[x == 0.0], 0.0)
     np.testing.assert_array_equal(got[x <= -60.0], -1.0)
+    # the kernel skips the prefill expm1 where every MoE lane has x <= -40 and
+    # uses -1 instead: that must be the function's own result there
+    np.testing.assert_array_equal(got[x <= -40.0], -1.0)
 
 
 def test_expm1_rejects_positive_input_and_length_mismatch():
