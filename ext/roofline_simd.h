@@ -6,7 +6,11 @@
  * ------
  * The formulas are those of engine/core/reference.py (the specification)
  * and of the scalar numba twin, written with GCC vector extensions so that
- * every operation runs on RF_W points at once: portable C, no intrinsics.
+ * every operation runs on RF_W points at once: portable C, except that the
+ * AVX-512 copy keeps lane masks in mask registers and spells compare, select,
+ * min and max with <immintrin.h> (GCC made each portable select two XORs over
+ * a mask vector there, and each min/max a compare plus such a select; see
+ * rf_vm in the body).
  * The body (roofline_simd_body.h) is compiled once per instruction set
  * (AVX-512 F/BW/CD/DQ/VL, AVX2, the build's baseline) and `rf_tile` runs the best
  * copy the CPU has. IEEE arithmetic is lane-wise identical to scalar
@@ -22,7 +26,9 @@
  * * Table rows are loaded as 4- or 8-column blocks and transposed in
  *   registers; the bytes-per-element table is looked up by permute (8 lanes).
  * * expm1 (MoE experts touched) is a branch-free vector function, selected
- *   for MoE lanes (rf_expm1_nonpos; within 2 ulp of numpy.expm1, tested).
+ *   for MoE lanes (rf_expm1_nonpos; within 2 ulp of numpy.expm1, tested),
+ *   and skipped for the prefill where every MoE lane's argument is <= -40,
+ *   where it is exactly -1 (tested).
  * * Layout constants are the kernel ABI of engine/core/layout.py (the
  *   Cython module exports them and tests/test_kernels.py compares).
  */
