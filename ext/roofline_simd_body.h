@@ -121,13 +121,10 @@ RF_INLINE rf_vm rf_eq_l(rf_vl a, rf_vl b) { return a == b; }
 RF_INLINE rf_vm rf_and(rf_vm a, rf_vm b) { return a & b; }
 RF_INLINE rf_vm rf_or(rf_vm a, rf_vm b) { return a | b; }
 RF_INLINE rf_vm rf_andnot(rf_vm a, rf_vm b) { return a & ~b; }
-/* Whether any lane is set: the lanes narrowed to bytes and read as one
- * integer, instead of a lane-by-lane extraction. */
 RF_INLINE int rf_any(rf_vm m) {
-    rf_vc c = __builtin_convertvector(m, rf_vc);
-    uint32_t bits;
-    memcpy(&bits, &c, sizeof bits);
-    return bits != 0;
+    int64_t any = 0;
+    for (int l = 0; l < RF_W; l++) any |= m[l];
+    return any != 0;
 }
 RF_INLINE rf_vd rf_sel(rf_vm m, rf_vd a, rf_vd b) {
     return (rf_vd)(((rf_vl)a & m) | ((rf_vl)b & ~m));
@@ -136,7 +133,11 @@ RF_INLINE rf_vd rf_min(rf_vd a, rf_vd b) { return rf_sel(a < b, a, b); }
 RF_INLINE rf_vd rf_max(rf_vd a, rf_vd b) { return rf_sel(a > b, a, b); }
 #endif
 /* 1 in the lanes of m, else 0 (int64 lanes) */
+#if RF_W == 8
 RF_INLINE rf_vl rf_ones(rf_vm m) { return (rf_vl)rf_sel(m, (rf_vd)rf_l(1), (rf_vd)rf_l(0)); }
+#else
+RF_INLINE rf_vl rf_ones(rf_vm m) { return m & 1; }
+#endif
 /* floor for 0 <= x < 2^52 (callers clamp first) */
 RF_INLINE rf_vd rf_floor(rf_vd x) {
     const double two52 = 4503599627370496.0;
