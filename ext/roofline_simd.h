@@ -63,6 +63,33 @@ typedef struct {
     const signed char *w, *kv, *act;
 } rf_points;
 
+/* The tables of one call. Where it has at most RF_PERM_ROWS models and chips
+ * (a sweep or an estimate names a few), each table column is also kept as 16
+ * padded values, so the AVX-512 copy looks a column up for eight points with
+ * one two-source permute instead of transposing eight rows (rf_deploy). */
+#define RF_PERM_ROWS 16
+typedef struct {
+    const double *mt, *ct, *db;    /* row-major tables in the layout of layout.py */
+    int perm;                      /* 1: the column copies below are filled */
+    double mt_cols[RF_N_MODEL_COLS][RF_PERM_ROWS] __attribute__((aligned(64)));
+    double ct_cols[RF_N_CHIP_COLS][RF_PERM_ROWS] __attribute__((aligned(64)));
+} rf_tables;
+
+static void rf_tables_init(rf_tables* t, const double* mt, int64_t n_models, const double* ct,
+                           int64_t n_chips, const double* db) {
+    t->mt = mt;
+    t->ct = ct;
+    t->db = db;
+    t->perm = n_models <= RF_PERM_ROWS && n_chips <= RF_PERM_ROWS;
+    memset(t->mt_cols, 0, sizeof t->mt_cols);
+    memset(t->ct_cols, 0, sizeof t->ct_cols);
+    if (!t->perm) return;
+    for (int64_t r = 0; r < n_models; r++)
+        for (int c = 0; c < RF_N_MODEL_COLS; c++) t->mt_cols[c][r] = mt[r * RF_N_MODEL_COLS + c];
+    for (int64_t r = 0; r < n_chips; r++)
+        for (int c = 0; c < RF_N_CHIP_COLS; c++) t->ct_cols[c][r] = ct[r * RF_N_CHIP_COLS + c];
+}
+
 #define RF_INLINE static inline __attribute__((always_inline))
 
 /* rf_deploy reads model columns 0-15 and chip columns 0-15 in 4- or 8-column
@@ -119,14 +146,13 @@ INFERCAST_TARGET_V4      /* x86-64-v4 or its feature list (simd_isa.h) */
 #define RF_HAS_CLONES 0
 #endif
 
-typedef void (*rf_tile_fn)(const double*, const double*, const double*, const rf_points*,
-                           int64_t, int, double*, int64_t, signed char*, unsigned char*,
-                           long long*, int64_t);
+typedef void (*rf_tile_fn)(const rf_tables*, const rf_points*, int64_t, int, double*, int64_t,
+                           signed char*, unsigned char*, long long*, int64_t);
 
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1, on the
  * best copy of the kernel for this CPU. */
-static void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
+static void rf_tile(const rf_tables* tabs, const rf_points* p,
                     int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
                     unsigned char* ofits, long long* omb, int64_t o0) {
     rf_tile_fn f = rf_tile_isa_base;
@@ -134,7 +160,7 @@ static void rf_tile(const double* mt, const double* ct, const double* db, const 
     int k = infercast_isa();
     f = k == 2 ? rf_tile_isa_v4 : k == 1 ? rf_tile_isa_avx2 : rf_tile_isa_base;
 #endif
-    f(mt, ct, db, p, n, loop_decode, of, ostride, ob, ofits, omb, o0);
+    f(tabs, p, n, loop_decode, of, ostride, ob, ofits, omb, o0);
 }
 
 /* The kernel's expm1 for x <= 0 over an array, on the same copy as rf_tile. */

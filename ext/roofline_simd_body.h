@@ -43,6 +43,7 @@
 #define rf_dtype_bytes RF_F(rf_dtype_bytes)
 #define rf_dtype_table RF_F(rf_dtype_table)
 #define rf_any RF_F(rf_any)
+#define rf_perm16 RF_F(rf_perm16)
 #define rf_andnot RF_F(rf_andnot)
 #define rf_ones RF_F(rf_ones)
 #define rf_or RF_F(rf_or)
@@ -280,20 +281,42 @@ RF_INLINE rf_vd rf_dtype_bytes(rf_vd dtab, const double* db, rf_vi code) {
 }
 
 
-RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const double* db,
-                         rf_vd dtab, const int* mi, const int* ci, rf_vd tp, rf_vd pp,
-                         rf_vi wd, rf_vi kd, rf_vi ad) {
-    int lat_col[RF_W];
-    for (int l = 0; l < RF_W; l++) lat_col[l] = RF_C_SCALEOUT_LATENCY;
+/* Column `col` (RF_PERM_ROWS padded values) at each lane's row: one two-source
+ * permute (vpermt2pd) in the 8-lane copy. */
+RF_INLINE rf_vd rf_perm16(const double* col, rf_vl rows) {
+    rf_vd lo, hi;
+    memcpy(&lo, col, sizeof lo);
+    memcpy(&hi, col + RF_W, sizeof hi);
+    return __builtin_shuffle(lo, hi, rows);
+}
+
+RF_INLINE void rf_deploy(rf_dep* d, const rf_tables* T, rf_vd dtab, const int* mi,
+                         const int* ci, rf_vi mv, rf_vi cv, rf_vd tp, rf_vd pp, rf_vi wd,
+                         rf_vi kd, rf_vi ad) {
+    const double *mt = T->mt, *ct = T->ct, *db = T->db;
     d->wb = rf_dtype_bytes(dtab, db, wd);
     d->kb = rf_dtype_bytes(dtab, db, kd);
     d->ab = rf_dtype_bytes(dtab, db, ad);
-    /* model columns 0-15, chip columns 0-15 (4 lanes: 4-15) in RF_W-column blocks
-     * (layout.py order; the _Static_asserts in roofline_simd.h pin it) */
-    rf_vd m[16], c[16];
-    for (int c0 = 0; c0 < 16; c0 += RF_W) rf_load_cols(mt, RF_N_MODEL_COLS, mi, c0, m + c0);
-    for (int c0 = RF_W == 8 ? 0 : 4; c0 < 16; c0 += RF_W)
-        rf_load_cols(ct, RF_N_CHIP_COLS, ci, c0, c + c0);
+    /* model columns 0-15, chip columns 0-16 (4 lanes: 4-16), layout.py order (the
+     * _Static_asserts in roofline_simd.h pin it) */
+    rf_vd m[16], c[17];
+#if RF_W == 8
+    if (T->perm) {        /* <= 16 rows: one permute per column */
+        rf_vl mr = __builtin_convertvector(mv, rf_vl), cr = __builtin_convertvector(cv, rf_vl);
+        for (int k = 0; k < 16; k++) m[k] = rf_perm16(T->mt_cols[k], mr);
+        for (int k = 0; k < 17; k++) c[k] = rf_perm16(T->ct_cols[k], cr);
+    } else
+#endif
+    {                     /* RF_W-column blocks of RF_W rows, transposed */
+        int lat_col[RF_W];
+        for (int l = 0; l < RF_W; l++) lat_col[l] = RF_C_SCALEOUT_LATENCY;
+        for (int c0 = 0; c0 < 16; c0 += RF_W) rf_load_cols(mt, RF_N_MODEL_COLS, mi, c0, m + c0);
+        for (int c0 = RF_W == 8 ? 0 : 4; c0 < 16; c0 += RF_W)
+            rf_load_cols(ct, RF_N_CHIP_COLS, ci, c0, c + c0);
+        c[RF_C_SCALEOUT_LATENCY] = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
+    }
+    (void)mv;
+    (void)cv;
 #if RF_W == 8
     /* 1 / peak FLOP/s of each lane's activation format: columns 0-6 are in registers */
     {
@@ -323,7 +346,7 @@ RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const do
     d->hourly = c[RF_C_HOURLY_USD]; d->tdp = c[RF_C_TDP_W];
     rf_vd domain = c[RF_C_SCALEUP_DOMAIN];
     d->inv_out = c[RF_C_INV_SCALEOUT_BW];
-    d->lat_out = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
+    d->lat_out = c[RF_C_SCALEOUT_LATENCY];
 
     d->tp = tp;
     d->pp = pp;
@@ -522,16 +545,16 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
 }
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1. */
-static void rf_tile_isa(const double* mt, const double* ct, const double* db, const rf_points* p,
-                    int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
-                    unsigned char* ofits, long long* omb, int64_t o0) {
+static void rf_tile_isa(const rf_tables* T, const rf_points* p, int64_t n, int loop_decode,
+                        double* of, int64_t ostride, signed char* ob, unsigned char* ofits,
+                        long long* omb, int64_t o0) {
     /* Deployment indices of the previous group: sweeps walk the batch and length
      * axes innermost, so consecutive groups usually share every deployment and
      * the table gathers of rf_deploy are skipped. */
     rf_vi key[7], prev[7];
     int have_prev = 0;
     rf_dep d = {0};
-    const rf_vd dtab = rf_dtype_table(db);
+    const rf_vd dtab = rf_dtype_table(T->db);
     for (int64_t i = 0; i < n; i += RF_W) {
         int nvalid = (int)(n - i < RF_W ? n - i : RF_W);
         rf_vi vb, vpr, vou;
@@ -569,7 +592,8 @@ static void rf_tile_isa(const double* mt, const double* ct, const double* db, co
                 mrow = mi;
                 crow = ci;
             }
-            rf_deploy(&d, mt, ct, db, dtab, mrow, crow, __builtin_convertvector(key[2], rf_vd),
+            rf_deploy(&d, T, dtab, mrow, crow, key[0], key[1],
+                      __builtin_convertvector(key[2], rf_vd),
                       __builtin_convertvector(key[3], rf_vd), key[4], key[5], key[6]);
             memcpy(prev, key, sizeof key);
             have_prev = 1;
@@ -609,6 +633,7 @@ static void rf_expm1_array_isa(const double* x, double* y, int64_t n) {
 #undef rf_dtype_bytes
 #undef rf_dtype_table
 #undef rf_any
+#undef rf_perm16
 #undef rf_andnot
 #undef rf_ones
 #undef rf_or

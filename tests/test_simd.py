@@ -120,3 +120,45 @@ def test_point_result_does_not_depend_on_its_group():
                                   backend="cython", n_threads=1, check_ranges=False)
         np.testing.assert_array_equal(alone.out_f[:, 0], together.out_f[:, i], err_msg=str(i))
         np.testing.assert_array_equal(alone.out_bound[:, 0], together.out_bound[:, i])
+
+
+def test_many_table_rows_give_the_same_bits():
+    """With at most 16 models and chips the 8-lane copy looks table columns up by
+    permute; with more it transposes rows. Both must give the same bits: the
+    same points against tables repeated past 16 rows (indices moved into the
+    copies) for the point kernel and the grid walk."""
+    from benchmarks.bench_roofline import make_points
+    from engine.core import dispatch
+    from engine.core import layout as L
+    from engine.dtypes import DTYPES
+
+    mt, ct, db, a = make_points(4099, seed=5)
+    # a scale-up domain of 4 chips and a scale-out link, so every chip column counts
+    ct = ct.copy()
+    ct[:, L.C_SCALEUP_DOMAIN] = 4.0
+    ct[:, L.C_INV_SCALEOUT_BW] = 1.0 / 50e9
+    ct[:, L.C_SCALEOUT_LATENCY] = 5e-6
+    reps_m, reps_c = -(-17 // len(mt)), -(-17 // len(ct))
+    mt_big, ct_big = np.tile(mt, (reps_m + 1, 1)), np.tile(ct, (reps_c + 1, 1))
+    assert len(mt_big) > 16 and len(ct_big) > 16
+    moved = dict(a, model_idx=(a["model_idx"] + reps_m * len(mt)).astype(np.int32),
+                 chip_idx=(a["chip_idx"] + reps_c * len(ct)).astype(np.int32))
+    small = dispatch.roofline(mt, ct, db, **a, backend="cython", n_threads=1)
+    big = dispatch.roofline(mt_big, ct_big, db, **moved, backend="cython", n_threads=1)
+    for name in ("out_f", "out_bound", "fits", "max_batch"):
+        assert getattr(small, name).tobytes() == getattr(big, name).tobytes(), name
+
+    bf16 = DTYPES["bf16"][0]
+    axes = dict(model_idx=np.arange(len(mt), dtype=np.int32),
+                chip_idx=np.arange(len(ct), dtype=np.int32),
+                tp=np.array([1, 2, 8], np.int32), pp=np.array([1, 3], np.int32),
+                batch=np.array([1, 7, 64], np.int32), prompt=np.array([1, 100, 5000], np.int32),
+                output=np.array([1, 17, 300], np.int32), w_dt=np.array([bf16], np.int8),
+                kv_dt=np.array([bf16], np.int8), act_dt=np.array([bf16], np.int8))
+    axes_big = dict(axes, model_idx=axes["model_idx"] + np.int32(reps_m * len(mt)),
+                    chip_idx=axes["chip_idx"] + np.int32(reps_c * len(ct)))
+    g_small = dispatch.roofline_grid(mt, ct, db, axes, backend="cython", n_threads=1)
+    g_big = dispatch.roofline_grid(mt_big, ct_big, db, axes_big, backend="cython", n_threads=1)
+    for name in ("out_f", "out_bound", "fits", "max_batch"):
+        assert getattr(g_small, name).tobytes() == getattr(g_big, name).tobytes(), name
+    assert g_small.fits.any() and not g_small.fits.all()
