@@ -132,6 +132,7 @@ cdef extern from "roofline_simd.h" nogil:
         const signed char* w
         const signed char* kv
         const signed char* act
+    const double RF_EXPM1_SAT
     ctypedef struct rf_tables:
         int perm
     void rf_tables_init(rf_tables* t, const double* mt, long long n_models, const double* ct,
@@ -141,6 +142,10 @@ cdef extern from "roofline_simd.h" nogil:
     void rf_tile(const rf_tables* tabs, const rf_points* p, long long n, int loop_decode,
                  double* of, long long ostride, signed char* ob, unsigned char* ofits,
                  long long* omb, long long o0)
+
+#: the C expm1 is exactly -1 at or below this argument; the kernel skips the
+#: prefill's where every MoE lane is there (tests/test_simd.py)
+EXPM1_SATURATED = RF_EXPM1_SAT
 
 def _expm1_nonpos(const double[::1] x, double[::1] out):
     """out[i] = the C kernel's expm1(x[i]) for x[i] <= 0 (MoE experts touched),

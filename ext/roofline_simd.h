@@ -16,19 +16,25 @@
  * copy the CPU has. IEEE arithmetic is lane-wise identical to scalar
  * arithmetic, and the build uses -ffp-contract=off, so every copy gives
  * bit-identical results (tests/test_simd.py), and the same bits as the scalar
- * twins except where MoE lanes use the vector expm1 (within 2 ulp).
+ * twins except where MoE lanes use the vector expm1 (within 2 ulp). (Where two
+ * different NaNs meet, which only non-finite table values can cause and the
+ * public API refuses, the copies may return either one: NaN sign and payload
+ * are not part of the promise.)
  *
  * * Data-dependent choices (which roofline line wins, tp > 1, fits) are
- *   selects, never branches.
+ *   selects, not branches; the only branches skip work whose result is known
+ *   for every lane of a group (terms no lane has, the saturated expm1 below).
  * * floor() is only taken of clamped, non-negative values below 2^52, where
  *   (x + 2^52) - 2^52 rounds x to the nearest integer exactly; subtracting 1
  *   where that overshot gives floor(x).
- * * Table rows are loaded as 4- or 8-column blocks and transposed in
- *   registers; the bytes-per-element table is looked up by permute (8 lanes).
+ * * Table columns are looked up by one permute each (8 lanes, tables of at
+ *   most 16 rows, see rf_tables), else table rows are loaded as 4- or 8-column
+ *   blocks and transposed in registers; the bytes-per-element table is looked
+ *   up by permute (8 lanes).
  * * expm1 (MoE experts touched) is a branch-free vector function, selected
  *   for MoE lanes (rf_expm1_nonpos; within 2 ulp of numpy.expm1, tested),
- *   and skipped for the prefill where every MoE lane's argument is <= -40,
- *   where it is exactly -1 (tested).
+ *   and skipped for the prefill where every MoE lane's argument is <=
+ *   RF_EXPM1_SAT (-40), where it is exactly -1 (tested).
  * * Layout constants are the kernel ABI of engine/core/layout.py (the
  *   Cython module exports them and tests/test_kernels.py compares).
  */
@@ -91,6 +97,10 @@ static void rf_tables_init(rf_tables* t, const double* mt, int64_t n_models, con
 }
 
 #define RF_INLINE static inline __attribute__((always_inline))
+
+/* rf_expm1_nonpos(x) is exactly -1 for every x <= RF_EXPM1_SAT (tests/test_simd.py
+ * reads this value from the extension) */
+#define RF_EXPM1_SAT (-40.0)
 
 /* rf_deploy reads model columns 0-15 and chip columns 0-15 in 4- or 8-column
  * blocks, and the chip's column 16 on its own: the layout must not move. */

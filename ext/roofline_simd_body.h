@@ -429,12 +429,12 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
     rf_vd zero = rf_b(0.0);
     rf_vd touched_pre = zero, touched_dec = zero;
     if (rf_any(moe)) {          /* skipped by groups of dense models only */
-        /* rf_expm1_nonpos(x) is exactly -1 for x <= -40 (2^k <= 2^-57 vanishes
-         * beside -1 in both of its last terms), so where every MoE lane of the
+        /* rf_expm1_nonpos(x) is exactly -1 for x <= RF_EXPM1_SAT = -40 (k <= -58:
+         * 2^k vanishes beside -1 in both of its last terms), so where every MoE lane of the
          * prefill is that far out, as it is for all but short prompts, the
          * function is skipped: E experts touched, the same bits */
         rf_vd x_pre = B * P * d->log_keep;
-        if (rf_any(rf_andnot(moe, rf_le(x_pre, rf_b(-40.0)))))
+        if (rf_any(rf_andnot(moe, rf_le(x_pre, rf_b(RF_EXPM1_SAT)))))
             touched_pre = rf_sel(moe, -d->n_exp * rf_expm1_nonpos(x_pre), zero);
         else
             touched_pre = rf_sel(moe, -d->n_exp * rf_b(-1.0), zero);
