@@ -132,11 +132,20 @@ cdef extern from "roofline_simd.h" nogil:
         const signed char* w
         const signed char* kv
         const signed char* act
+    const double RF_EXPM1_SAT
+    ctypedef struct rf_tables:
+        int perm
+    void rf_tables_init(rf_tables* t, const double* mt, long long n_models, const double* ct,
+                        long long n_chips, const double* db)
     const char* infercast_isa_name()
     void rf_expm1_array(const double* x, double* y, long long n)
-    void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
-                 long long n, int loop_decode, double* of, long long ostride, signed char* ob,
-                 unsigned char* ofits, long long* omb, long long o0)
+    void rf_tile(const rf_tables* tabs, const rf_points* p, long long n, int loop_decode,
+                 double* of, long long ostride, signed char* ob, unsigned char* ofits,
+                 long long* omb, long long o0)
+
+#: the C expm1 is exactly -1 at or below this argument; the kernel skips the
+#: prefill's where every MoE lane is there (tests/test_simd.py)
+EXPM1_SATURATED = RF_EXPM1_SAT
 
 def _expm1_nonpos(const double[::1] x, double[::1] out):
     """out[i] = the C kernel's expm1(x[i]) for x[i] <= 0 (MoE experts touched),
@@ -208,6 +217,8 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
     cdef const double* mp = &mt[0, 0]
     cdef const double* cp = &ct[0, 0]
     cdef const double* dp = &db[0]
+    cdef rf_tables tabs
+    rf_tables_init(&tabs, mp, mt.shape[0], cp, ct.shape[0], dp)
     cdef double* of = &out_f[0, 0]
     cdef i8* ob = &out_bound[0, 0]
     cdef unsigned char* ofits = &out_fits[0]
@@ -217,7 +228,7 @@ def roofline(const double[:, ::1] mt, const double[:, ::1] ct, const double[::1]
     cdef Py_ssize_t t
     with nogil:
         for t in prange(n_tiles, num_threads=n_threads, schedule="static"):
-            _point_tile(&pts, mp, cp, dp, t * TILE, min(TILE, n - t * TILE), loop_decode,
+            _point_tile(&pts, &tabs, t * TILE, min(TILE, n - t * TILE), loop_decode,
                         of, ostride, ob, ofits, omb, out_offset)
 
 
@@ -240,10 +251,10 @@ cdef rf_points _points_of(const int[::1] model_idx, const int[::1] chip_idx, con
     return p
 
 
-cdef void _point_tile(const rf_points* pts, const double* mp, const double* cp,
-                      const double* dp, Py_ssize_t start, Py_ssize_t count, bint loop_decode,
-                      double* of, Py_ssize_t ostride, i8* ob, unsigned char* ofits,
-                      long long* omb, Py_ssize_t out_offset) noexcept nogil:
+cdef void _point_tile(const rf_points* pts, const rf_tables* tabs, Py_ssize_t start,
+                      Py_ssize_t count, bint loop_decode, double* of, Py_ssize_t ostride,
+                      i8* ob, unsigned char* ofits, long long* omb,
+                      Py_ssize_t out_offset) noexcept nogil:
     """Points start .. start + count - 1 into columns out_offset + start ...."""
     cdef rf_points p
     p.model = pts.model + start
@@ -256,7 +267,7 @@ cdef void _point_tile(const rf_points* pts, const double* mp, const double* cp,
     p.w = pts.w + start
     p.kv = pts.kv + start
     p.act = pts.act + start
-    rf_tile(mp, cp, dp, &p, count, loop_decode, of, ostride, <signed char*>ob, ofits, omb,
+    rf_tile(tabs, &p, count, loop_decode, of, ostride, <signed char*>ob, ofits, omb,
             out_offset + start)
 
 
@@ -306,10 +317,9 @@ cdef inline void _fill_runs(axis_t* dst, const axis_t* vals, Py_ssize_t size,
         left = inner
 
 
-cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const double* dp,
-                      Py_ssize_t f0, Py_ssize_t f1, bint loop_decode, double* of,
-                      Py_ssize_t ostride, i8* ob, unsigned char* ofits,
-                      long long* omb) noexcept nogil:
+cdef void _grid_block(const Grid* g, const rf_tables* tabs, Py_ssize_t f0, Py_ssize_t f1,
+                      bint loop_decode, double* of, Py_ssize_t ostride, i8* ob,
+                      unsigned char* ofits, long long* omb) noexcept nogil:
     """Points f0..f1-1 of the grid (C order), in 256-point tiles of point inputs.
 
     Axis ``a`` of the grid is constant over runs of ``inner[a]`` consecutive
@@ -352,7 +362,7 @@ cdef void _grid_block(const Grid* g, const double* mp, const double* cp, const d
         _fill_runs(tw, g.axes.w, g.size[7], g.inner[7], t0, k)
         _fill_runs(tkv, g.axes.kv, g.size[8], g.inner[8], t0, k)
         _fill_runs(tac, g.axes.act, g.size[9], g.inner[9], t0, k)
-        rf_tile(mp, cp, dp, &p, k, loop_decode, of, ostride, <signed char*>ob, ofits, omb, t0)
+        rf_tile(tabs, &p, k, loop_decode, of, ostride, <signed char*>ob, ofits, omb, t0)
         t0 += k
 
 
@@ -390,6 +400,8 @@ def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double
     cdef const double* mp = &mt[0, 0]
     cdef const double* cp = &ct[0, 0]
     cdef const double* dp = &db[0]
+    cdef rf_tables tabs
+    rf_tables_init(&tabs, mp, mt.shape[0], cp, ct.shape[0], dp)
     cdef double* of = &out_f[0, 0]
     cdef i8* ob = &out_bound[0, 0]
     cdef unsigned char* ofits = &out_fits[0]
@@ -402,7 +414,7 @@ def roofline_grid(const double[:, ::1] mt, const double[:, ::1] ct, const double
             f1 = f0 + GRID_BLOCK
             if f1 > total:
                 f1 = total
-            _grid_block(&g, mp, cp, dp, f0, f1, loop_decode, of, ostride, ob, ofits, omb)
+            _grid_block(&g, &tabs, f0, f1, loop_decode, of, ostride, ob, ofits, omb)
 
 
 def stream_pass(const int[::1] model_idx, const int[::1] chip_idx, const int[::1] tp,

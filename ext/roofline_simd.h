@@ -6,23 +6,35 @@
  * ------
  * The formulas are those of engine/core/reference.py (the specification)
  * and of the scalar numba twin, written with GCC vector extensions so that
- * every operation runs on RF_W points at once: portable C, no intrinsics.
+ * every operation runs on RF_W points at once: portable C, except that the
+ * AVX-512 copy keeps lane masks in mask registers and spells compare, select,
+ * min and max with <immintrin.h> (GCC made each portable select two XORs over
+ * a mask vector there, and each min/max a compare plus such a select; see
+ * rf_vm in the body).
  * The body (roofline_simd_body.h) is compiled once per instruction set
  * (AVX-512 F/BW/CD/DQ/VL, AVX2, the build's baseline) and `rf_tile` runs the best
  * copy the CPU has. IEEE arithmetic is lane-wise identical to scalar
  * arithmetic, and the build uses -ffp-contract=off, so every copy gives
  * bit-identical results (tests/test_simd.py), and the same bits as the scalar
- * twins except where MoE lanes use the vector expm1 (within 2 ulp).
+ * twins except where MoE lanes use the vector expm1 (within 2 ulp). (Where two
+ * different NaNs meet, which only non-finite table values can cause and the
+ * public API refuses, the copies may return either one: NaN sign and payload
+ * are not part of the promise.)
  *
  * * Data-dependent choices (which roofline line wins, tp > 1, fits) are
- *   selects, never branches.
+ *   selects, not branches; the only branches skip work whose result is known
+ *   for every lane of a group (terms no lane has, the saturated expm1 below).
  * * floor() is only taken of clamped, non-negative values below 2^52, where
  *   (x + 2^52) - 2^52 rounds x to the nearest integer exactly; subtracting 1
  *   where that overshot gives floor(x).
- * * Table rows are loaded as 4- or 8-column blocks and transposed in
- *   registers; the bytes-per-element table is looked up by permute (8 lanes).
+ * * Table columns are looked up by one permute each (8 lanes, tables of at
+ *   most 16 rows, see rf_tables), else table rows are loaded as 4- or 8-column
+ *   blocks and transposed in registers; the bytes-per-element table is looked
+ *   up by permute (8 lanes).
  * * expm1 (MoE experts touched) is a branch-free vector function, selected
- *   for MoE lanes (rf_expm1_nonpos; within 2 ulp of numpy.expm1, tested).
+ *   for MoE lanes (rf_expm1_nonpos; within 2 ulp of numpy.expm1, tested),
+ *   and skipped for the prefill where every MoE lane's argument is <=
+ *   RF_EXPM1_SAT (-40), where it is exactly -1 (tested).
  * * Layout constants are the kernel ABI of engine/core/layout.py (the
  *   Cython module exports them and tests/test_kernels.py compares).
  */
@@ -30,6 +42,9 @@
 #define INFERCAST_ROOFLINE_SIMD_H
 
 #include "simd_isa.h"
+#if INFERCAST_HAS_CLONES
+#include <immintrin.h>     /* the AVX-512 copy's select, min and max */
+#endif
 
 #include <math.h>
 #include <stdint.h>
@@ -54,7 +69,38 @@ typedef struct {
     const signed char *w, *kv, *act;
 } rf_points;
 
+/* The tables of one call. Where it has at most RF_PERM_ROWS models and chips
+ * (a sweep or an estimate names a few), each table column is also kept as 16
+ * padded values, so the AVX-512 copy looks a column up for eight points with
+ * one two-source permute instead of transposing eight rows (rf_deploy). */
+#define RF_PERM_ROWS 16
+typedef struct {
+    const double *mt, *ct, *db;    /* row-major tables in the layout of layout.py */
+    int perm;                      /* 1: the column copies below are filled */
+    double mt_cols[RF_N_MODEL_COLS][RF_PERM_ROWS] __attribute__((aligned(64)));
+    double ct_cols[RF_N_CHIP_COLS][RF_PERM_ROWS] __attribute__((aligned(64)));
+} rf_tables;
+
+static void rf_tables_init(rf_tables* t, const double* mt, int64_t n_models, const double* ct,
+                           int64_t n_chips, const double* db) {
+    t->mt = mt;
+    t->ct = ct;
+    t->db = db;
+    t->perm = n_models <= RF_PERM_ROWS && n_chips <= RF_PERM_ROWS;
+    memset(t->mt_cols, 0, sizeof t->mt_cols);
+    memset(t->ct_cols, 0, sizeof t->ct_cols);
+    if (!t->perm) return;
+    for (int64_t r = 0; r < n_models; r++)
+        for (int c = 0; c < RF_N_MODEL_COLS; c++) t->mt_cols[c][r] = mt[r * RF_N_MODEL_COLS + c];
+    for (int64_t r = 0; r < n_chips; r++)
+        for (int c = 0; c < RF_N_CHIP_COLS; c++) t->ct_cols[c][r] = ct[r * RF_N_CHIP_COLS + c];
+}
+
 #define RF_INLINE static inline __attribute__((always_inline))
+
+/* rf_expm1_nonpos(x) is exactly -1 for every x <= RF_EXPM1_SAT (tests/test_simd.py
+ * reads this value from the extension) */
+#define RF_EXPM1_SAT (-40.0)
 
 /* rf_deploy reads model columns 0-15 and chip columns 0-15 in 4- or 8-column
  * blocks, and the chip's column 16 on its own: the layout must not move. */
@@ -110,14 +156,13 @@ INFERCAST_TARGET_V4      /* x86-64-v4 or its feature list (simd_isa.h) */
 #define RF_HAS_CLONES 0
 #endif
 
-typedef void (*rf_tile_fn)(const double*, const double*, const double*, const rf_points*,
-                           int64_t, int, double*, int64_t, signed char*, unsigned char*,
-                           long long*, int64_t);
+typedef void (*rf_tile_fn)(const rf_tables*, const rf_points*, int64_t, int, double*, int64_t,
+                           signed char*, unsigned char*, long long*, int64_t);
 
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1, on the
  * best copy of the kernel for this CPU. */
-static void rf_tile(const double* mt, const double* ct, const double* db, const rf_points* p,
+static void rf_tile(const rf_tables* tabs, const rf_points* p,
                     int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
                     unsigned char* ofits, long long* omb, int64_t o0) {
     rf_tile_fn f = rf_tile_isa_base;
@@ -125,7 +170,7 @@ static void rf_tile(const double* mt, const double* ct, const double* db, const 
     int k = infercast_isa();
     f = k == 2 ? rf_tile_isa_v4 : k == 1 ? rf_tile_isa_avx2 : rf_tile_isa_base;
 #endif
-    f(mt, ct, db, p, n, loop_decode, of, ostride, ob, ofits, omb, o0);
+    f(tabs, p, n, loop_decode, of, ostride, ob, ofits, omb, o0);
 }
 
 /* The kernel's expm1 for x <= 0 over an array, on the same copy as rf_tile. */

@@ -41,6 +41,20 @@
 #define rf_dep RF_F(rf_dep)
 #define rf_load_cols RF_F(rf_load_cols)
 #define rf_dtype_bytes RF_F(rf_dtype_bytes)
+#define rf_dtype_table RF_F(rf_dtype_table)
+#define rf_any RF_F(rf_any)
+#define rf_perm16 RF_F(rf_perm16)
+#define rf_andnot RF_F(rf_andnot)
+#define rf_ones RF_F(rf_ones)
+#define rf_or RF_F(rf_or)
+#define rf_and RF_F(rf_and)
+#define rf_eq_l RF_F(rf_eq_l)
+#define rf_eq RF_F(rf_eq)
+#define rf_ge RF_F(rf_ge)
+#define rf_gt RF_F(rf_gt)
+#define rf_le RF_F(rf_le)
+#define rf_lt RF_F(rf_lt)
+#define rf_vm RF_F(rf_vm)
 
 /* RF_W lanes per vector (4 or 8, set by roofline_simd.h per copy). */
 typedef double rf_vd __attribute__((vector_size(8 * RF_W)));
@@ -72,20 +86,68 @@ RF_INLINE rf_vl rf_l(int64_t c) {
     for (int l = 0; l < RF_W; l++) v[l] = c;
     return v;
 }
-RF_INLINE rf_vd rf_sel(rf_vl m, rf_vd a, rf_vd b) {
+/* Lane masks. The AVX-512 copy keeps them in mask registers (__mmask8) and
+ * spells compare, select, min and max with the instructions GCC did not find
+ * on its own in this kernel: from the vector-extension form it made each mask
+ * a vector and each select two XORs, and min/max a compare plus that select.
+ * The predicates are the quiet forms of C's <, <=, >, >=, == (false on NaN,
+ * like the operators); vminpd/vmaxpd compute exactly `a < b ? a : b` and
+ * `a > b ? a : b` (the second operand on equality or NaN). So every copy
+ * gives the same bits. The other copies keep the portable vector form. */
+#if RF_W == 8
+typedef __mmask8 rf_vm;
+RF_INLINE rf_vm rf_lt(rf_vd a, rf_vd b) { return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_LT_OQ); }
+RF_INLINE rf_vm rf_le(rf_vd a, rf_vd b) { return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_LE_OQ); }
+RF_INLINE rf_vm rf_gt(rf_vd a, rf_vd b) { return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_GT_OQ); }
+RF_INLINE rf_vm rf_ge(rf_vd a, rf_vd b) { return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_GE_OQ); }
+RF_INLINE rf_vm rf_eq(rf_vd a, rf_vd b) { return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_EQ_OQ); }
+RF_INLINE rf_vm rf_eq_l(rf_vl a, rf_vl b) { return _mm512_cmpeq_epi64_mask((__m512i)a, (__m512i)b); }
+RF_INLINE rf_vm rf_and(rf_vm a, rf_vm b) { return (rf_vm)(a & b); }
+RF_INLINE rf_vm rf_or(rf_vm a, rf_vm b) { return (rf_vm)(a | b); }
+RF_INLINE rf_vm rf_andnot(rf_vm a, rf_vm b) { return (rf_vm)(a & ~b); }
+RF_INLINE int rf_any(rf_vm m) { return m != 0; }
+RF_INLINE rf_vd rf_sel(rf_vm m, rf_vd a, rf_vd b) {
+    return (rf_vd)_mm512_mask_blend_pd(m, (__m512d)b, (__m512d)a);
+}
+RF_INLINE rf_vd rf_min(rf_vd a, rf_vd b) { return (rf_vd)_mm512_min_pd((__m512d)a, (__m512d)b); }
+RF_INLINE rf_vd rf_max(rf_vd a, rf_vd b) { return (rf_vd)_mm512_max_pd((__m512d)a, (__m512d)b); }
+#else
+typedef rf_vl rf_vm;
+RF_INLINE rf_vm rf_lt(rf_vd a, rf_vd b) { return a < b; }
+RF_INLINE rf_vm rf_le(rf_vd a, rf_vd b) { return a <= b; }
+RF_INLINE rf_vm rf_gt(rf_vd a, rf_vd b) { return a > b; }
+RF_INLINE rf_vm rf_ge(rf_vd a, rf_vd b) { return a >= b; }
+RF_INLINE rf_vm rf_eq(rf_vd a, rf_vd b) { return a == b; }
+RF_INLINE rf_vm rf_eq_l(rf_vl a, rf_vl b) { return a == b; }
+RF_INLINE rf_vm rf_and(rf_vm a, rf_vm b) { return a & b; }
+RF_INLINE rf_vm rf_or(rf_vm a, rf_vm b) { return a | b; }
+RF_INLINE rf_vm rf_andnot(rf_vm a, rf_vm b) { return a & ~b; }
+RF_INLINE int rf_any(rf_vm m) {
+    int64_t any = 0;
+    for (int l = 0; l < RF_W; l++) any |= m[l];
+    return any != 0;
+}
+RF_INLINE rf_vd rf_sel(rf_vm m, rf_vd a, rf_vd b) {
     return (rf_vd)(((rf_vl)a & m) | ((rf_vl)b & ~m));
 }
 RF_INLINE rf_vd rf_min(rf_vd a, rf_vd b) { return rf_sel(a < b, a, b); }
 RF_INLINE rf_vd rf_max(rf_vd a, rf_vd b) { return rf_sel(a > b, a, b); }
+#endif
+/* 1 in the lanes of m, else 0 (int64 lanes) */
+#if RF_W == 8
+RF_INLINE rf_vl rf_ones(rf_vm m) { return (rf_vl)rf_sel(m, (rf_vd)rf_l(1), (rf_vd)rf_l(0)); }
+#else
+RF_INLINE rf_vl rf_ones(rf_vm m) { return m & 1; }
+#endif
 /* floor for 0 <= x < 2^52 (callers clamp first) */
 RF_INLINE rf_vd rf_floor(rf_vd x) {
     const double two52 = 4503599627370496.0;
     rf_vd t = (x + two52) - two52;
-    return t - rf_sel(t > x, rf_b(1.0), rf_b(0.0));
+    return t - rf_sel(rf_gt(t, x), rf_b(1.0), rf_b(0.0));
 }
 RF_INLINE rf_vd rf_ceil(rf_vd x) {           /* for 0 <= x < 2^52 */
     rf_vd f = rf_floor(x);
-    return f + rf_sel(f < x, rf_b(1.0), rf_b(0.0));
+    return f + rf_sel(rf_lt(f, x), rf_b(1.0), rf_b(0.0));
 }
 
 /* Sum of a + b c over integers c in [lo, hi] (0 when hi < lo). */
@@ -100,11 +162,11 @@ RF_INLINE rf_vd rf_series(rf_vd a, rf_vd b, rf_vd lo, rf_vd hi) {
  * take the higher one everywhere. */
 RF_INLINE rf_vd rf_sum_max_affine(rf_vd a1, rf_vd b1, rf_vd a2, rf_vd b2, rf_vd lo, rf_vd hi) {
     rf_vd d = b1 - b2;
-    rf_vl par = d == 0.0;
+    rf_vm par = rf_eq(d, rf_b(0.0));
     rf_vd q = (a2 - a1) / rf_sel(par, rf_b(1.0), d);
     rf_vd m = rf_floor(rf_min(rf_max(q, lo - 1.0), hi)) + 1.0;
     m = rf_sel(par, lo, m);
-    rf_vl up1 = (d > 0.0) | (par & (a1 >= a2));
+    rf_vm up1 = rf_or(rf_gt(d, rf_b(0.0)), rf_and(par, rf_ge(a1, a2)));
     rf_vd au = rf_sel(up1, a1, a2), bu = rf_sel(up1, b1, b2);
     rf_vd al = rf_sel(up1, a2, a1), bl = rf_sel(up1, b2, b1);
     return rf_series(al, bl, lo, m - 1.0) + rf_series(au, bu, m, hi);
@@ -114,7 +176,7 @@ RF_INLINE rf_vd rf_sum_max_affine(rf_vd a1, rf_vd b1, rf_vd a2, rf_vd b2, rf_vd 
  * Reduction x = k ln2 + r, |r| <= ln2/2, with k = round(x / ln2) (the
  * 1.5 * 2^52 rounding trick) and the Cody-Waite split of ln2 from fdlibm's
  * e_exp.c / s_expm1.c; expm1(r) by its Taylor series to r^14 (truncation
- * < 2^-60 relative on |r| <= ln2/2); then expm1(x) = 2^k expm1(r) + (2^k - 1).
+ * < 2^-60 relative on |r| <= ln2/2; evaluated by Estrin's scheme); then expm1(x) = 2^k expm1(r) + (2^k - 1).
  * Tested against numpy.expm1 to 2 ulp (tests/test_simd.py); k <= 0 and
  * |1 - 2^k| >= 1/2 when k != 0, so the last sum does not cancel.
  * Reference: Muller, "Elementary Functions", 3rd ed., ch. 11 (range
@@ -130,9 +192,15 @@ RF_INLINE rf_vd rf_expm1_nonpos(rf_vd x) {
         1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
         1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
         1.0 / 87178291200.0};
-    rf_vd q = rf_b(c[12]);
-    for (int i = 11; i >= 0; i--) q = q * r + c[i];
-    rf_vd p = r + (r * r) * q;
+    /* q = sum c_i r^i by Estrin's scheme (pairs, then r^2, r^4, r^8 steps): 8
+     * dependent operations instead of Horner's 24, so the out-of-order core
+     * overlaps it with the rest of the point (Muller ch. 5.4) */
+    rf_vd r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    rf_vd p01 = c[0] + c[1] * r, p23 = c[2] + c[3] * r, p45 = c[4] + c[5] * r;
+    rf_vd p67 = c[6] + c[7] * r, p89 = c[8] + c[9] * r, pab = c[10] + c[11] * r;
+    rf_vd q03 = p01 + p23 * r2, q47 = p45 + p67 * r2, q8b = p89 + pab * r2;
+    rf_vd q = (q03 + q47 * r4) + (q8b + c[12] * r4) * r8;
+    rf_vd p = r + r2 * q;
     rf_vl kbits = (rf_vl)bk - (rf_vl)rf_b(round_c);
     rf_vd s = (rf_vd)((kbits + 1023) << 52);   /* 2^k */
     return p * s + (s - 1.0);
@@ -140,9 +208,9 @@ RF_INLINE rf_vd rf_expm1_nonpos(rf_vd x) {
 
 /* bound code: network when it exceeds both roofs, else compute/memory */
 RF_INLINE rf_vl rf_bound(rf_vd t_comp, rf_vd t_mem, rf_vd t_net) {
-    rf_vl code = (rf_vl)rf_sel(t_comp >= t_mem, (rf_vd)rf_l(RF_BOUND_COMPUTE),
+    rf_vl code = (rf_vl)rf_sel(rf_ge(t_comp, t_mem), (rf_vd)rf_l(RF_BOUND_COMPUTE),
                                (rf_vd)rf_l(RF_BOUND_MEMORY));
-    return (rf_vl)rf_sel(t_net > rf_max(t_comp, t_mem), (rf_vd)rf_l(RF_BOUND_NETWORK),
+    return (rf_vl)rf_sel(rf_gt(t_net, rf_max(t_comp, t_mem)), (rf_vd)rf_l(RF_BOUND_NETWORK),
                          (rf_vd)code);
 }
 
@@ -196,49 +264,78 @@ RF_INLINE rf_vd rf_gather(const double* tab, int ncols, const int* rows, const i
 }
 
 /* Bytes per element of each lane's format code (codes checked < RF_N_DTYPE_CODES):
- * with 8 lanes the whole table sits in one register and one permute looks it up. */
-RF_INLINE rf_vd rf_dtype_bytes(const double* db, const int* code) {
+ * with 8 lanes the whole table sits in one register (`dtab`, built once per
+ * tile by rf_dtype_table) and one permute looks it up. */
+RF_INLINE rf_vd rf_dtype_table(const double* db) {
+    rf_vd tab = rf_b(0.0);
 #if RF_W == 8
-    double pad[8] = {0};
-    for (int k = 0; k < RF_N_DTYPE_CODES; k++) pad[k] = db[k];
-    rf_vd tab;
-    memcpy(&tab, pad, sizeof tab);
-    rf_vl idx;
-    for (int l = 0; l < RF_W; l++) idx[l] = code[l];
-    return __builtin_shuffle(tab, idx);
+    for (int k = 0; k < RF_N_DTYPE_CODES; k++) tab[k] = db[k];
+#endif
+    return tab;
+}
+
+RF_INLINE rf_vd rf_dtype_bytes(rf_vd dtab, const double* db, rf_vi code) {
+#if RF_W == 8
+    (void)db;
+    return __builtin_shuffle(dtab, __builtin_convertvector(code, rf_vl));
 #else
-    int zero[RF_W] = {0};
-    return rf_gather(db, 0, zero, code);
+    (void)dtab;
+    int zero[RF_W] = {0}, c[RF_W];
+    memcpy(c, &code, sizeof c);
+    return rf_gather(db, 0, zero, c);
 #endif
 }
 
-RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const double* db,
-                         const int* mi, const int* ci, rf_vd tp, rf_vd pp, const int* wd,
-                         const int* kd, const int* ad) {
-    int lat_col[RF_W];
-    for (int l = 0; l < RF_W; l++) lat_col[l] = RF_C_SCALEOUT_LATENCY;
-    d->wb = rf_dtype_bytes(db, wd);
-    d->kb = rf_dtype_bytes(db, kd);
-    d->ab = rf_dtype_bytes(db, ad);
-    /* model columns 0-15, chip columns 0-15 (4 lanes: 4-15) in RF_W-column blocks
-     * (layout.py order; the _Static_asserts in roofline_simd.h pin it) */
-    rf_vd m[16], c[16];
-    for (int c0 = 0; c0 < 16; c0 += RF_W) rf_load_cols(mt, RF_N_MODEL_COLS, mi, c0, m + c0);
-    for (int c0 = RF_W == 8 ? 0 : 4; c0 < 16; c0 += RF_W)
-        rf_load_cols(ct, RF_N_CHIP_COLS, ci, c0, c + c0);
+
+/* Column `col` (RF_PERM_ROWS padded values) at each lane's row: one two-source
+ * permute (vpermt2pd) in the 8-lane copy. */
+RF_INLINE rf_vd rf_perm16(const double* col, rf_vl rows) {
+    rf_vd lo, hi;
+    memcpy(&lo, col, sizeof lo);
+    memcpy(&hi, col + RF_W, sizeof hi);
+    return __builtin_shuffle(lo, hi, rows);
+}
+
+RF_INLINE void rf_deploy(rf_dep* d, const rf_tables* T, rf_vd dtab, const int* mi,
+                         const int* ci, rf_vi mv, rf_vi cv, rf_vd tp, rf_vd pp, rf_vi wd,
+                         rf_vi kd, rf_vi ad) {
+    const double *mt = T->mt, *ct = T->ct, *db = T->db;
+    d->wb = rf_dtype_bytes(dtab, db, wd);
+    d->kb = rf_dtype_bytes(dtab, db, kd);
+    d->ab = rf_dtype_bytes(dtab, db, ad);
+    /* model columns 0-15, chip columns 0-16 (4 lanes: 4-16), layout.py order (the
+     * _Static_asserts in roofline_simd.h pin it) */
+    rf_vd m[16], c[17];
+#if RF_W == 8
+    if (T->perm) {        /* <= 16 rows: one permute per column */
+        rf_vl mr = __builtin_convertvector(mv, rf_vl), cr = __builtin_convertvector(cv, rf_vl);
+        for (int k = 0; k < 16; k++) m[k] = rf_perm16(T->mt_cols[k], mr);
+        for (int k = 0; k < 17; k++) c[k] = rf_perm16(T->ct_cols[k], cr);
+    } else
+#endif
+    {                     /* RF_W-column blocks of RF_W rows, transposed */
+        int lat_col[RF_W];
+        for (int l = 0; l < RF_W; l++) lat_col[l] = RF_C_SCALEOUT_LATENCY;
+        for (int c0 = 0; c0 < 16; c0 += RF_W) rf_load_cols(mt, RF_N_MODEL_COLS, mi, c0, m + c0);
+        for (int c0 = RF_W == 8 ? 0 : 4; c0 < 16; c0 += RF_W)
+            rf_load_cols(ct, RF_N_CHIP_COLS, ci, c0, c + c0);
+        c[RF_C_SCALEOUT_LATENCY] = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
+    }
+    (void)mv;
+    (void)cv;
 #if RF_W == 8
     /* 1 / peak FLOP/s of each lane's activation format: columns 0-6 are in registers */
     {
-        rf_vl a8;
-        for (int l = 0; l < RF_W; l++) a8[l] = ad[l];
+        rf_vl a8 = __builtin_convertvector(ad, rf_vl);
         rf_vd f = c[RF_C_INV_FLOPS];
-        for (int k = 1; k < RF_N_DTYPE_CODES; k++) f = rf_sel(a8 == k, c[RF_C_INV_FLOPS + k], f);
+        for (int k = 1; k < RF_N_DTYPE_CODES; k++) f = rf_sel(rf_eq_l(a8, rf_l(k)), c[RF_C_INV_FLOPS + k], f);
         d->inv_f = f;
     }
 #else
     {
         int finv[RF_W];
-        for (int l = 0; l < RF_W; l++) finv[l] = RF_C_INV_FLOPS + ad[l];
+        memcpy(finv, &ad, sizeof finv);
+        for (int l = 0; l < RF_W; l++) finv[l] += RF_C_INV_FLOPS;
         d->inv_f = rf_gather(ct, RF_N_CHIP_COLS, ci, finv);
     }
 #endif
@@ -255,7 +352,7 @@ RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const do
     d->hourly = c[RF_C_HOURLY_USD]; d->tdp = c[RF_C_TDP_W];
     rf_vd domain = c[RF_C_SCALEUP_DOMAIN];
     d->inv_out = c[RF_C_INV_SCALEOUT_BW];
-    d->lat_out = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
+    d->lat_out = c[RF_C_SCALEOUT_LATENCY];
 
     d->tp = tp;
     d->pp = pp;
@@ -270,29 +367,21 @@ RF_INLINE void rf_deploy(rf_dep* d, const double* mt, const double* ct, const do
     d->wread_unit = d->wb * d->inv_tp;
     d->n_chips = tp * pp;
     /* tensor-parallel ring: scale-up link inside the domain, scale-out beyond */
-    rf_vl inside = tp <= domain;
+    rf_vm inside = rf_le(tp, domain);
     d->tp_inv_link = rf_sel(inside, d->inv_link, d->inv_out);
     d->tp_lat = rf_sel(inside, d->lat, d->lat_out);
     /* pipeline hand-offs leaving a domain of floor(domain / tp) stages; an
      * unbounded domain (inf) leaves none. Values are clamped below 2^52. */
-    rf_vl staged = pp > 1.0;
-    int64_t any_staged = 0;
-    for (int l = 0; l < RF_W; l++) any_staged |= staged[l];
-    if (any_staged) {
+    if (rf_any(rf_gt(pp, rf_b(1.0)))) {
         rf_vd spd = rf_max(rf_floor(rf_min(domain / tp, rf_b(4503599627370495.0))), rf_b(1.0));
         d->cross = rf_max(rf_ceil(pp / spd) - 1.0, rf_b(0.0));
     } else {
         d->cross = rf_b(0.0);     /* pp = 1 in every lane: ceil(1 / spd) - 1 = 0 exactly */
     }
     d->within = pp - 1.0 - d->cross;
-    rf_vl has_ar = tp > 1.0, has_in = d->within > 0.0, has_out = d->cross > 0.0;
-    int64_t any_ar = 0, any_in = 0, any_out = 0;
-    for (int l = 0; l < RF_W; l++) {
-        any_ar |= has_ar[l];
-        any_in |= has_in[l];
-        any_out |= has_out[l];
-    }
-    d->net_terms = (any_ar ? 1 : 0) | (any_in ? 2 : 0) | (any_out ? 4 : 0);
+    rf_vd zero = rf_b(0.0);
+    d->net_terms = (rf_any(rf_gt(tp, rf_b(1.0))) ? 1 : 0) | (rf_any(rf_gt(d->within, zero)) ? 2 : 0)
+                   | (rf_any(rf_gt(d->cross, zero)) ? 4 : 0);
 }
 
 /* Two ring all-reduces per layer plus the stage hand-offs of one pass [s]. */
@@ -304,10 +393,10 @@ RF_INLINE rf_vd rf_network(rf_vd n_tok, const rf_dep* d) {
     if (d->net_terms & 1) {
         rf_vd ar = 2.0 * d->layers * (2.0 * (d->tp - 1.0) * d->inv_tp * msg * d->tp_inv_link
                                       + 2.0 * (d->tp - 1.0) * d->tp_lat);
-        t_ar = rf_sel(d->tp > 1.0, ar, zero);
+        t_ar = rf_sel(rf_gt(d->tp, rf_b(1.0)), ar, zero);
     }
-    if (d->net_terms & 2) t_in = rf_sel(d->within > 0.0, d->within * (msg * d->inv_link + d->lat), zero);
-    if (d->net_terms & 4) t_out = rf_sel(d->cross > 0.0, d->cross * (msg * d->inv_out + d->lat_out), zero);
+    if (d->net_terms & 2) t_in = rf_sel(rf_gt(d->within, zero), d->within * (msg * d->inv_link + d->lat), zero);
+    if (d->net_terms & 4) t_out = rf_sel(rf_gt(d->cross, zero), d->cross * (msg * d->inv_out + d->lat_out), zero);
     return (t_ar + t_in) + t_out;
 }
 
@@ -332,24 +421,30 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
     rf_vd ctx_max = P + N;
     rf_vd kv_seq = d->kv_seq_unit * (d->kv_full * ctx_max + d->kv_win * rf_min(ctx_max, w));
     rf_vd mb = rf_floor(rf_min(d->room / kv_seq, rf_b(4503599627370495.0)));
-    rf_vl fits = B <= mb;
+    rf_vm fits = rf_le(B, mb);
 
     /* expected routed experts touched by n tokens: E (1 - (1 - k/E)^n) = -E expm1(n log_keep);
      * dense lanes take 0 */
-    rf_vl moe = d->n_exp > 0.0;
+    rf_vm moe = rf_gt(d->n_exp, rf_b(0.0));
     rf_vd zero = rf_b(0.0);
     rf_vd touched_pre = zero, touched_dec = zero;
-    int64_t any_moe = 0;
-    for (int l = 0; l < RF_W; l++) any_moe |= moe[l];
-    if (any_moe) {          /* skipped by groups of dense models only */
-        touched_pre = rf_sel(moe, -d->n_exp * rf_expm1_nonpos(B * P * d->log_keep), zero);
+    if (rf_any(moe)) {          /* skipped by groups of dense models only */
+        /* rf_expm1_nonpos(x) is exactly -1 for x <= RF_EXPM1_SAT = -40 (k <= -58:
+         * 2^k vanishes beside -1 in both of its last terms), so where every MoE lane of the
+         * prefill is that far out, as it is for all but short prompts, the
+         * function is skipped: E experts touched, the same bits */
+        rf_vd x_pre = B * P * d->log_keep;
+        if (rf_any(rf_andnot(moe, rf_le(x_pre, rf_b(RF_EXPM1_SAT)))))
+            touched_pre = rf_sel(moe, -d->n_exp * rf_expm1_nonpos(x_pre), zero);
+        else
+            touched_pre = rf_sel(moe, -d->n_exp * rf_b(-1.0), zero);
         touched_dec = rf_sel(moe, -d->n_exp * rf_expm1_nonpos(B * d->log_keep), zero);
     }
 
     /* prefill: B x P tokens, causal attention */
     rf_vd n_pre = B * P;
     rf_vd tri = P * (P + 1.0) * 0.5;
-    rf_vd win_keys = rf_sel(P <= w, tri, w * (w + 1.0) * 0.5 + (P - w) * w);
+    rf_vd win_keys = rf_sel(rf_le(P, w), tri, w * (w + 1.0) * 0.5 + (P - w) * w);
     rf_vd flops_pre = B * (d->flop_lin * P + d->flop_head + d->attn_full * tri
                            + d->attn_win * win_keys);
     rf_vd t_comp = flops_pre * d->inv_tp * d->inv_f;
@@ -401,12 +496,7 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
          * +-0 for finite lines and NaN for non-finite ones, exactly like the
          * skipped sum, so results do not depend on the other lanes of the
          * group. Models without a window (w = 0) never have the first segment. */
-        rf_vl has1 = h1 >= lo, has2 = l2 <= hi;
-        int64_t any1 = 0, any2 = 0;
-        for (int l = 0; l < RF_W; l++) {
-            any1 |= has1[l];
-            any2 |= has2[l];
-        }
+        int any1 = rf_any(rf_ge(h1, lo)), any2 = rf_any(rf_le(l2, hi));
         rf_vd c1 = rf_series(a1, b1 + g1, lo, h1);
         rf_vd e1 = rf_series(a2, b2 + g2, lo, h1);
         rf_vd c2 = rf_series(a1 + g1 * w, b1, l2, hi);
@@ -420,7 +510,7 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
     rf_vd n_steps = N - 1.0;
     rf_vd t_net_d = rf_network(B, d);
     rf_vd decode_total = s_max + n_steps * (t_net_d + d->ovh);
-    rf_vl has_steps = n_steps > 0.0;
+    rf_vm has_steps = rf_gt(n_steps, rf_b(0.0));
     rf_vl bound_dec = (rf_vl)rf_sel(has_steps, (rf_vd)rf_bound(s_comp, s_mem, n_steps * t_net_d),
                                     (rf_vd)rf_l(RF_BOUND_NONE));
     rf_vd e2e = ttft + decode_total;
@@ -442,9 +532,9 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
              nvalid);
     rf_vl none = rf_l(RF_BOUND_NONE);
     rf_vl mbl = __builtin_convertvector(mb, rf_vl);
-    rf_vc fit8 = __builtin_convertvector(fits & 1, rf_vc);
-    rf_vc bp8 = __builtin_convertvector((bound_pre & fits) | (none & ~fits), rf_vc);
-    rf_vc bd8 = __builtin_convertvector((bound_dec & fits) | (none & ~fits), rf_vc);
+    rf_vc fit8 = __builtin_convertvector(rf_ones(fits), rf_vc);
+    rf_vc bp8 = __builtin_convertvector((rf_vl)rf_sel(fits, (rf_vd)bound_pre, (rf_vd)none), rf_vc);
+    rf_vc bd8 = __builtin_convertvector((rf_vl)rf_sel(fits, (rf_vd)bound_dec, (rf_vd)none), rf_vc);
     if (nvalid == RF_W) {
         memcpy(omb + o, &mbl, sizeof mbl);
         memcpy(ofits + o, &fit8, sizeof fit8);
@@ -461,15 +551,16 @@ RF_INLINE void rf_eval(const rf_dep* d, rf_vd B, rf_vd P, rf_vd N, int loop_deco
 }
 
 /* n points (struct of arrays) into output columns o0 .. o0 + n - 1. */
-static void rf_tile_isa(const double* mt, const double* ct, const double* db, const rf_points* p,
-                    int64_t n, int loop_decode, double* of, int64_t ostride, signed char* ob,
-                    unsigned char* ofits, long long* omb, int64_t o0) {
+static void rf_tile_isa(const rf_tables* T, const rf_points* p, int64_t n, int loop_decode,
+                        double* of, int64_t ostride, signed char* ob, unsigned char* ofits,
+                        long long* omb, int64_t o0) {
     /* Deployment indices of the previous group: sweeps walk the batch and length
      * axes innermost, so consecutive groups usually share every deployment and
      * the table gathers of rf_deploy are skipped. */
     rf_vi key[7], prev[7];
     int have_prev = 0;
     rf_dep d = {0};
+    const rf_vd dtab = rf_dtype_table(T->db);
     for (int64_t i = 0; i < n; i += RF_W) {
         int nvalid = (int)(n - i < RF_W ? n - i : RF_W);
         rf_vi vb, vpr, vou;
@@ -498,14 +589,18 @@ static void rf_tile_isa(const double* mt, const double* ct, const double* db, co
             }
         }
         if (!have_prev || memcmp(key, prev, sizeof key) != 0) {
-            int mi[RF_W], ci[RF_W], wd[RF_W], kd[RF_W], ad[RF_W];
-            memcpy(mi, &key[0], sizeof mi);
-            memcpy(ci, &key[1], sizeof ci);
-            memcpy(wd, &key[4], sizeof wd);
-            memcpy(kd, &key[5], sizeof kd);
-            memcpy(ad, &key[6], sizeof ad);
-            rf_deploy(&d, mt, ct, db, mi, ci, __builtin_convertvector(key[2], rf_vd),
-                      __builtin_convertvector(key[3], rf_vd), wd, kd, ad);
+            /* table rows straight from the inputs (the padded copy for a tail) */
+            int mi[RF_W], ci[RF_W];
+            const int *mrow = p->model + i, *crow = p->chip + i;
+            if (nvalid != RF_W) {
+                memcpy(mi, &key[0], sizeof mi);
+                memcpy(ci, &key[1], sizeof ci);
+                mrow = mi;
+                crow = ci;
+            }
+            rf_deploy(&d, T, dtab, mrow, crow, key[0], key[1],
+                      __builtin_convertvector(key[2], rf_vd),
+                      __builtin_convertvector(key[3], rf_vd), key[4], key[5], key[6]);
             memcpy(prev, key, sizeof key);
             have_prev = 1;
         }
@@ -542,6 +637,20 @@ static void rf_expm1_array_isa(const double* x, double* y, int64_t n) {
 #undef rf_expm1_nonpos
 #undef rf_load_cols
 #undef rf_dtype_bytes
+#undef rf_dtype_table
+#undef rf_any
+#undef rf_perm16
+#undef rf_andnot
+#undef rf_ones
+#undef rf_or
+#undef rf_and
+#undef rf_eq_l
+#undef rf_eq
+#undef rf_ge
+#undef rf_gt
+#undef rf_le
+#undef rf_lt
+#undef rf_vm
 #undef rf_vd
 #undef rf_vl
 #undef rf_vi

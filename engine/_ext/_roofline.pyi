@@ -18,6 +18,7 @@ def stream_pass(model_idx: NDArray[np.int32], chip_idx: NDArray[np.int32],
                 kv_dt: NDArray[np.int8], act_dt: NDArray[np.int8], out_f: NDArray[np.float64],
                 out_bound: NDArray[np.int8], out_fits: NDArray[np.uint8],
                 out_maxb: NDArray[np.int64], n_threads: int = 1) -> None: ...
+EXPM1_SATURATED: float
 def _expm1_nonpos(x: NDArray[np.float64], out: NDArray[np.float64]) -> None: ...
 def roofline_grid(mt: NDArray[np.float64], ct: NDArray[np.float64], db: NDArray[np.float64],
                   model_idx: NDArray[np.int32], chip_idx: NDArray[np.int32],
