@@ -296,10 +296,12 @@ RF_INLINE rf_vd rf_perm16(const double* col, rf_vl rows) {
     return __builtin_shuffle(lo, hi, rows);
 }
 
-RF_INLINE void rf_deploy(rf_dep* d, const rf_tables* T, rf_vd dtab, const int* mi,
-                         const int* ci, rf_vi mv, rf_vi cv, rf_vd tp, rf_vd pp, rf_vi wd,
-                         rf_vi kd, rf_vi ad) {
+RF_INLINE void rf_deploy(rf_dep* d, const rf_tables* T, rf_vd dtab, rf_vi mv, rf_vi cv,
+                         rf_vd tp, rf_vd pp, rf_vi wd, rf_vi kd, rf_vi ad) {
     const double *mt = T->mt, *ct = T->ct, *db = T->db;
+    int mi[RF_W], ci[RF_W];       /* table rows of the lanes, for the transposes and gathers */
+    memcpy(mi, &mv, sizeof mi);
+    memcpy(ci, &cv, sizeof ci);
     d->wb = rf_dtype_bytes(dtab, db, wd);
     d->kb = rf_dtype_bytes(dtab, db, kd);
     d->ab = rf_dtype_bytes(dtab, db, ad);
@@ -321,8 +323,6 @@ RF_INLINE void rf_deploy(rf_dep* d, const rf_tables* T, rf_vd dtab, const int* m
             rf_load_cols(ct, RF_N_CHIP_COLS, ci, c0, c + c0);
         c[RF_C_SCALEOUT_LATENCY] = rf_gather(ct, RF_N_CHIP_COLS, ci, lat_col);
     }
-    (void)mv;
-    (void)cv;
 #if RF_W == 8
     /* 1 / peak FLOP/s of each lane's activation format: columns 0-6 are in registers */
     {
@@ -589,17 +589,7 @@ static void rf_tile_isa(const rf_tables* T, const rf_points* p, int64_t n, int l
             }
         }
         if (!have_prev || memcmp(key, prev, sizeof key) != 0) {
-            /* table rows straight from the inputs (the padded copy for a tail) */
-            int mi[RF_W], ci[RF_W];
-            const int *mrow = p->model + i, *crow = p->chip + i;
-            if (nvalid != RF_W) {
-                memcpy(mi, &key[0], sizeof mi);
-                memcpy(ci, &key[1], sizeof ci);
-                mrow = mi;
-                crow = ci;
-            }
-            rf_deploy(&d, T, dtab, mrow, crow, key[0], key[1],
-                      __builtin_convertvector(key[2], rf_vd),
+            rf_deploy(&d, T, dtab, key[0], key[1], __builtin_convertvector(key[2], rf_vd),
                       __builtin_convertvector(key[3], rf_vd), key[4], key[5], key[6]);
             memcpy(prev, key, sizeof key);
             have_prev = 1;
