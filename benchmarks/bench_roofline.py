@@ -128,3 +128,57 @@ def test_sweep_end_to_end(benchmark, n):
         from .conftest import RESULTS
         RESULTS[("sweep e2e", n)] = stats.stats.min * n / npts
     assert len(result) == npts and result["fits"].any()
+
+
+#: kernel cases of the interleaved measurement, in the order each round runs them
+INTERLEAVED_CASES = (("stream", None, None), ("cython", "cython", "random"),
+                     ("numba", "numba", "random"), ("cython ordered", "cython", "ordered"),
+                     ("numba ordered", "numba", "ordered"))
+
+
+@pytest.mark.parametrize("n", bench_sizes())
+def test_interleaved_ratios(benchmark, n):
+    """The same ratios measured round-robin, so the stream and the kernels share host conditions.
+
+    The tests above time each case in its own block of rounds: on a shared
+    host whose memory bandwidth and CPU share drift over minutes, the stream
+    minimum and a kernel minimum can come from different conditions. Here each
+    round runs the streaming pass and every kernel once, back to back; the
+    summary gives each case's minimum over the rounds and, per case, the median
+    over rounds of (stream time / kernel time) within the same round.
+    """
+    import time
+
+    _, _, _, rnd = make_points(n)
+    mt, ct, db, ordered = make_points_ordered(n)
+    out = dispatch.KernelOutput.empty(n)
+    threads = bench_threads()
+
+    def case(backend, order):
+        arrays = rnd if order == "random" else ordered
+        if backend is None:
+            return lambda: dispatch.stream_pass(arrays, out, threads)
+        return lambda: dispatch.roofline(mt, ct, db, **arrays, backend=backend, n_threads=threads,
+                                         out=out, check_ranges=False)
+
+    calls = [(name, case(backend, order)) for name, backend, order in INTERLEAVED_CASES]
+    times: dict = {name: [] for name, _ in calls}
+    for _, fn in calls:     # JIT warm-up and first touch outside the timing
+        fn()
+
+    def one_round():
+        for name, fn in calls:
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(one_round, rounds=10 if n <= 2e6 else 6, iterations=1)
+    rounds = len(times["stream"])
+    assert rounds >= 1 and all(len(v) == rounds and min(v) > 0 for v in times.values())
+    assert out.fits.any() and np.isfinite(out.out_f[0][out.fits]).all()
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and getattr(stats, "stats", None) is not None:
+        from .conftest import INTERLEAVED
+        stream = np.array(times["stream"])
+        for name, t in times.items():
+            INTERLEAVED[(name, n)] = (min(t), float(np.median(stream / np.array(t))), rounds)

@@ -11,6 +11,9 @@ import os
 import pytest
 
 RESULTS: dict = {}
+#: (case, n) -> (min time, median per-round stream/case ratio, rounds); see
+#: ``bench_roofline.test_interleaved_ratios``
+INTERLEAVED: dict = {}
 
 
 def bench_sizes() -> list[int]:
@@ -30,12 +33,12 @@ def record(benchmark, name: str, n: int):
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter):
-    if not RESULTS:
+    if not RESULTS and not INTERLEAVED:
         return
     tr = terminalreporter
-    tr.section("infercast throughput (points/s, min time) and ratios")
-    sizes = sorted({n for _, n in RESULTS})
-    for n in sizes:
+    if RESULTS:
+        tr.section("infercast throughput (points/s, min time) and ratios")
+    for n in sorted({n for _, n in RESULTS}):
         row = {name: t for (name, m), t in RESULTS.items() if m == n}
         limit = row.get("stream")
         ref = row.get("numpy")
@@ -47,3 +50,15 @@ def pytest_terminal_summary(terminalreporter):
             if ref and name != "numpy":
                 line += f"   {ref / t:8.1f}x NumPy reference"
             tr.write_line(line)
+    if INTERLEAVED:
+        tr.section("interleaved rounds: stream and kernels back to back in each round")
+        for n in sorted({n for _, n in INTERLEAVED}):
+            row = {name: v for (name, m), v in INTERLEAVED.items() if m == n}
+            limit = row.get("stream", (None,))[0]
+            tr.write_line(f"N = {n:.0e}, {next(iter(row.values()))[2]} rounds")
+            for name, (t, med, _) in sorted(row.items(), key=lambda kv: kv[1][0]):
+                line = f"  {name:14s} {n / t:14.4g} pts/s"
+                if limit:
+                    line += (f"   {limit / t:6.3f} of streaming limit (min/min)"
+                             f"   {med:6.3f} (median of per-round ratios)")
+                tr.write_line(line)
